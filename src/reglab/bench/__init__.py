@@ -1,0 +1,1 @@
+"""The lab: ``reglab bench`` reruns the papers' claims on small real data."""

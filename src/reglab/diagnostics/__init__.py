@@ -1,0 +1,1 @@
+"""Diagnostics on embeddings and models: effective rank, isotropy, sparsity, spectra."""

@@ -1,0 +1,1 @@
+"""Post-hoc embedding conditioning (whitening and friends) and STS evaluation."""

@@ -1,0 +1,3 @@
+"""outputs penalties (pure functions)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""representations penalties (pure functions)."""
+
+__all__: list[str] = []

@@ -1,0 +1,53 @@
+"""Citation metadata and lab claims attached to every registered class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Paper:
+    """Where a method comes from. ``arxiv`` or ``doi`` identifies it."""
+
+    title: str
+    authors: str
+    year: int
+    arxiv: str | None = None
+    doi: str | None = None
+    venue: str | None = None
+    code: str | None = None  # official repository, where its defaults were checked
+
+    def cite(self) -> str:
+        ident = f"arXiv:{self.arxiv}" if self.arxiv else (f"doi:{self.doi}" if self.doi else "")
+        venue = f" {self.venue}." if self.venue else ""
+        return f"{self.authors} ({self.year}). {self.title}.{venue} {ident}".strip()
+
+    def __str__(self) -> str:
+        return self.cite()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim from a paper that the lab (``reglab bench``) can test.
+
+    ``task`` names a lab task; ``task_args`` configure it (e.g. noise rate).
+    The treated arm is the regularizer built from ``arm`` (registry config,
+    paper defaults unless the paper's own experiment says otherwise); the
+    baseline arm is ``baseline`` (a lab baseline name, "none" = same task
+    without the regularizer). ``direction`` says whether the paper expects
+    ``metric`` to be higher or lower than the baseline's.
+    """
+
+    statement: str
+    task: str
+    metric: str
+    direction: Literal["higher", "lower"]
+    baseline: str = "none"
+    task_args: dict[str, Any] = field(default_factory=dict)
+    arm: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # where in the paper the claim is made
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("higher", "lower"):
+            raise ValueError(f"Claim.direction must be 'higher' or 'lower', got {self.direction!r}")

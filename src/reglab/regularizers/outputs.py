@@ -1,0 +1,3 @@
+"""outputs regularizers."""
+
+__all__: list[str] = []

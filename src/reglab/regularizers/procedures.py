@@ -1,0 +1,3 @@
+"""procedures regularizers."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""representations regularizers."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""stochastic regularizers."""
+
+__all__: list[str] = []
