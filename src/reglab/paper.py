@@ -31,11 +31,12 @@ class Paper:
 class Claim:
     """A claim from a paper that the lab (``reglab bench``) can test.
 
-    ``task`` names a lab task; ``task_args`` configure it (e.g. noise rate).
-    The treated arm is the regularizer built from ``arm`` (registry config,
-    paper defaults unless the paper's own experiment says otherwise); the
-    baseline arm is ``baseline`` (a lab baseline name, "none" = same task
-    without the regularizer). ``direction`` says whether the paper expects
+    ``task`` names a lab task (``reglab.bench.tasks``); ``task_args``
+    configure it (e.g. noise rate). The treated arm is the registered object
+    built from ``arm`` (a ``get_config``-style dict; the class's own registry
+    name and paper defaults when empty). The baseline arm is ``baseline_arm``
+    (a config dict, or None for the same task without any regularizer), shown
+    in reports as ``baseline``. ``direction`` says whether the paper expects
     ``metric`` to be higher or lower than the baseline's.
     """
 
@@ -43,7 +44,8 @@ class Claim:
     task: str
     metric: str
     direction: Literal["higher", "lower"]
-    baseline: str = "none"
+    baseline: str = "no regularizer"
+    baseline_arm: dict[str, Any] | None = None
     task_args: dict[str, Any] = field(default_factory=dict)
     arm: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # where in the paper the claim is made

@@ -1,0 +1,1 @@
+"""Experiment functions registered as lab tasks (one module per family)."""
