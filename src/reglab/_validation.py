@@ -75,16 +75,18 @@ def _all_finite(x: torch.Tensor) -> bool:
 
 
 def check_positive(who: str, name: str, value: float, *, allow_zero: bool = False) -> float:
-    ok = value >= 0 if allow_zero else value > 0
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = is_number and (value >= 0 if allow_zero else value > 0)
+    if not ok:
         want = "a non-negative number" if allow_zero else "a positive number"
         raise RegularizerInputError(f"{who} expects {name} to be {want}, got {value!r}")
     return float(value)
 
 
 def check_probability(who: str, name: str, value: float, *, inclusive_one: bool = False) -> float:
-    upper_ok = value <= 1 if inclusive_one else value < 1
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (0 <= value and upper_ok):
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = is_number and 0 <= value and (value <= 1 if inclusive_one else value < 1)
+    if not ok:
         interval = "[0, 1]" if inclusive_one else "[0, 1)"
         raise RegularizerInputError(f"{who} expects {name} in {interval}, got {value!r}")
     return float(value)

@@ -1,0 +1,24 @@
+"""The README stays true: its registry table is generated and its quickstart runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from reglab.docs import render
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_registry_table_is_current():
+    text = README.read_text()
+    assert render(text) == text, "README table is stale: run `python -m reglab.docs`"
+
+
+def test_quickstart_runs_as_written():
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README has no python quickstart"
+    quickstart = blocks[0]
+    assert len(quickstart.strip().splitlines()) <= 20
+    subprocess.run([sys.executable, "-c", quickstart], check=True, timeout=120, cwd=README.parent)
