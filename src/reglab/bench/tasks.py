@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TaskResult", "task", "get_task", "list_tasks", "TASKS"]
+__all__ = ["TaskResult", "TaskUnavailable", "task", "get_task", "list_tasks", "TASKS"]
 
 
 @dataclass
@@ -30,6 +30,10 @@ class TaskResult:
     curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch series for plots
     step_seconds: float = float("nan")  # mean wall time of one training step
     seconds: float = float("nan")  # wall time of the whole run
+
+
+class TaskUnavailable(RuntimeError):
+    """Raised by a task whose optional data or extra is missing; the lab reports the run as skipped."""
 
 
 TaskFn = Callable[..., TaskResult]

@@ -1,0 +1,323 @@
+"""STS evaluation: Spearman/Pearson of cosine similarity against gold scores.
+
+Files hold one pair a line, ``score<TAB>sentence1<TAB>sentence2`` in UTF-8
+(a BOM is tolerated). Quotes are literal text, not CSV quoting, so lines are
+split on tabs only. Lines without a numeric score are skipped.
+
+Each arm (a transform config, or None for the raw embeddings) is fitted
+once on the *evaluation pool*: the distinct sentences of all the files being
+evaluated, and nothing else (no training data, no gold scores), then applied
+to both sides of every pair. That is the transductive protocol of
+BERT-whitening (Su et al. 2021), which fits on the STS sentences
+themselves. Zipfian whitening is fitted on the pool's tokens instead, weighted
+by their counts in the pool (only for encoders that expose
+``token_statistics``, i.e. the static baseline); since whitening is affine,
+whitening the mean token vector equals averaging the whitened token vectors,
+which is the paper's sentence embedding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reglab.bench.tasks import TaskResult, task
+
+try:  # the lab's own exception type, so `reglab bench` reports the run as skipped
+    from reglab.bench.tasks import TaskUnavailable
+except ImportError:  # pragma: no cover - older lab without it
+
+    class TaskUnavailable(RuntimeError):  # type: ignore[no-redef]
+        """A lab task cannot run here (missing optional extra or data); report it as skipped."""
+
+
+__all__ = [
+    "TaskUnavailable",
+    "DEFAULT_ARMS",
+    "StsReport",
+    "default_data_dir",
+    "evaluate_sts",
+    "find_sts_files",
+    "format_report",
+    "pearson",
+    "read_sts_file",
+    "spearman",
+]
+
+
+#: The arms of the README table: name -> transform config (None = raw embeddings).
+#: "whiten" carries eps=1e-8 because all-MiniLM-L6-v2's sentence embeddings span
+#: only 381 of their 384 dimensions (3 eigenvalues of the covariance are ~1e-17,
+#: round-off): without a floor, full whitening would blow that noise up to unit
+#: variance (Whitening refuses instead). 1e-8 is at most 0.2% of the smallest real
+#: eigenvalue of either encoder's pool covariance (3.9e-5 MiniLM, 5.0e-6 static),
+#: so it leaves the other directions practically untouched.
+DEFAULT_ARMS: dict[str, dict[str, Any] | None] = {
+    "raw": None,
+    "center": {"name": "center"},
+    "whiten": {"name": "whitening", "eps": 1e-8},
+    "whiten-k128": {"name": "whitening", "k": 128},
+    "abtt": {"name": "all_but_the_top"},
+    "zipfian": {"name": "zipfian_whitening"},
+}
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def read_sts_file(path: str | Path, limit: int | None = None) -> list[tuple[float, str, str]]:
+    """(score, s1, s2) of every scored line of an STS file."""
+    pairs = []
+    text = Path(path).read_text(encoding="utf-8-sig")
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        try:
+            score = float(parts[0])
+        except ValueError:
+            continue
+        if not math.isfinite(score):
+            continue
+        pairs.append((score, parts[1].strip(), parts[2].strip()))
+        if limit is not None and len(pairs) >= limit:
+            break
+    return pairs
+
+
+def find_sts_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files given, plus every ``*.tsv`` under the folders given (sorted)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*.tsv") if q.is_file()))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"no STS file or folder at {p}")
+    return list(dict.fromkeys(found))
+
+
+def default_data_dir() -> Path | None:
+    """``$REGLAB_STS_DATA``, else ``../shared/data/sts`` beside the repository (or the cwd)."""
+    env = os.environ.get("REGLAB_STS_DATA")
+    candidates = [Path(env)] if env else []
+    repo = Path(__file__).resolve().parents[3]
+    candidates += [repo.parent / "shared" / "data" / "sts", Path.cwd().parent / "shared" / "data" / "sts"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+# ---------------------------------------------------------------------------
+# metrics
+
+
+def _rank(a: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties get the average rank (as scipy.stats.rankdata)."""
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    end = np.cumsum(counts)
+    return ((end - counts + 1 + end) / 2.0)[inverse]
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    xc, yc = x - x.mean(), y - y.mean()
+    denom = math.sqrt(float(xc @ xc) * float(yc @ yc))
+    return float(xc @ yc) / denom if denom > 0 else float("nan")
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    return pearson(_rank(np.asarray(x)), _rank(np.asarray(y)))
+
+
+def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    denom = na * nb
+    dots = np.einsum("ij,ij->i", a, b)
+    return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class StsReport:
+    encoder: str
+    files: list[str]
+    n_pairs: dict[str, int]
+    n_pool: int
+    #: arm -> file -> (spearman, pearson); an arm that cannot run for this encoder is absent
+    scores: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # arm -> why
+
+    def mean(self, arm: str, metric: str = "spearman") -> float:
+        j = 0 if metric == "spearman" else 1
+        vals = [self.scores[arm][f][j] for f in self.files]
+        return float(np.mean(vals))
+
+
+def _build(arm: Any):
+    if arm is None:
+        return None
+    from reglab.embeddings.transforms import EmbeddingTransform
+    from reglab.registry import from_config
+
+    obj = from_config(arm) if isinstance(arm, dict) else arm
+    if not isinstance(obj, EmbeddingTransform):
+        raise TypeError(f"an STS arm must be an embedding transform or its config, got {arm!r}")
+    return obj
+
+
+def _needs_frequencies(obj: Any) -> bool:
+    from reglab.embeddings.transforms import Pipeline, ZipfianWhitening
+
+    if isinstance(obj, Pipeline):
+        return any(_needs_frequencies(t) for t in obj.transforms)
+    return isinstance(obj, ZipfianWhitening)
+
+
+def evaluate_sts(
+    encoder,
+    paths: Iterable[str | Path],
+    arms: dict[str, Any] | None = None,
+    *,
+    limit_per_file: int | None = None,
+) -> StsReport:
+    """Score ``encoder`` on the STS files under ``paths`` for each arm.
+
+    ``arms`` maps a column name to a transform, its config dict, or None
+    (raw); default :data:`DEFAULT_ARMS`. Each transform is fitted on the
+    distinct sentences of all the files (the evaluation pool) only.
+    """
+    files = find_sts_files(paths)
+    if not files:
+        raise FileNotFoundError("no STS files (*.tsv) found in the given paths")
+    arms = DEFAULT_ARMS if arms is None else arms
+    data = {str(f): read_sts_file(f, limit_per_file) for f in files}
+    data = {f: pairs for f, pairs in data.items() if pairs}
+    if not data:
+        raise ValueError("the STS files hold no scored sentence pairs")
+    pool = list(dict.fromkeys(s for pairs in data.values() for _, a, b in pairs for s in (a, b)))
+    emb = encoder.encode(pool)
+    index = {s: i for i, s in enumerate(pool)}
+    report = StsReport(
+        encoder=encoder.name,
+        files=list(data),
+        n_pairs={f: len(p) for f, p in data.items()},
+        n_pool=len(pool),
+    )
+    for arm_name, arm in arms.items():
+        obj = _build(arm)
+        if obj is None:
+            z = emb
+        elif _needs_frequencies(obj):
+            if not hasattr(encoder, "token_statistics"):
+                report.skipped[arm_name] = "needs token frequencies (static encoders only)"
+                continue
+            vectors, counts = encoder.token_statistics(pool)
+            z = obj.fit(vectors, frequencies=counts).transform(emb.astype(np.float64))
+        else:
+            z = obj.fit_transform(emb.astype(np.float64))
+        z = np.asarray(z, dtype=np.float64)
+        report.scores[arm_name] = {}
+        for f, pairs in data.items():
+            gold = np.array([s for s, _, _ in pairs])
+            a = z[[index[p[1]] for p in pairs]]
+            b = z[[index[p[2]] for p in pairs]]
+            cos = _cosine_rows(a, b)
+            report.scores[arm_name][f] = (spearman(cos, gold), pearson(cos, gold))
+    return report
+
+
+def _short(f: str) -> str:
+    p = Path(f)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+def format_report(report: StsReport, *, markdown: bool = False, per_file: bool = True) -> str:
+    """Per-file and mean Spearman / Pearson (×100) for each arm, side by side."""
+    arms = list(report.scores)
+    head = ["file", "pairs"] + [f"{a} ρ / r" for a in arms]
+    rows = []
+    if per_file:
+        for f in report.files:
+            cells = [f"{100 * report.scores[a][f][0]:.2f} / {100 * report.scores[a][f][1]:.2f}" for a in arms]
+            rows.append([_short(f), str(report.n_pairs[f])] + cells)
+    mean_cells = [f"{100 * report.mean(a, 'spearman'):.2f} / {100 * report.mean(a, 'pearson'):.2f}" for a in arms]
+    rows.append([f"mean ({len(report.files)} files)", str(sum(report.n_pairs.values()))] + mean_cells)
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            if r is rows[-1]:
+                r = [f"**{c}**" for c in r]
+            lines.append("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+    title = (
+        f"encoder {report.encoder}: Spearman ρ / Pearson r ×100 of cosine vs gold; transforms fitted "
+        f"on the {report.n_pool} distinct sentences of the evaluation pool only"
+    )
+    out = [title, ""] + lines
+    for arm, why in report.skipped.items():
+        out.append(f"(arm {arm!r} skipped: {why})")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# lab task
+
+
+@task("sts")
+def sts_task(
+    arm: dict | None,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    encoder: str = "minilm",
+    data: str | None = None,
+    **task_args: Any,
+) -> TaskResult:
+    """Mean Spearman (and Pearson) over the STS files for one arm.
+
+    Deterministic: ``seed`` is accepted for the lab's protocol but nothing is
+    random. ``quick`` uses the first 200 pairs of each file. Raises
+    :class:`TaskUnavailable` when the text extra or the data is missing.
+    """
+    if task_args:
+        raise TypeError(f"sts task got unknown arguments {sorted(task_args)}")
+    from reglab.embeddings.encoders import TextExtraMissing, get_encoder
+
+    root = Path(data) if data else default_data_dir()
+    if root is None or not root.exists():
+        raise TaskUnavailable(
+            f"STS data not found (looked at {data or '$REGLAB_STS_DATA and ../shared/data/sts'})"
+        )
+    try:
+        enc = get_encoder(encoder)
+    except TextExtraMissing as err:
+        raise TaskUnavailable(str(err)) from err
+    t0 = time.perf_counter()
+    report = evaluate_sts(enc, [root], {"arm": arm}, limit_per_file=200 if quick else None)
+    if "arm" not in report.scores:
+        raise TaskUnavailable(f"arm {arm!r} cannot run with encoder {encoder!r}: {report.skipped.get('arm')}")
+    return TaskResult(
+        metrics={
+            "mean_spearman": report.mean("arm", "spearman"),
+            "mean_pearson": report.mean("arm", "pearson"),
+        },
+        seconds=time.perf_counter() - t0,
+    )
