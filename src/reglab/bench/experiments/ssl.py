@@ -1,0 +1,141 @@
+"""Lab task ``ssl_collapse``: two-view self-supervised training on digits.
+
+An MLP encoder 64→256→32 is trained on two augmented views (a random pixel
+shift of up to one pixel plus Gaussian noise, :func:`augment_digits`) of each
+training image. The baseline (``arm=None``) minimizes only the invariance
+term, the mean squared distance between the views' embeddings, which the
+encoder can satisfy by collapsing. An arm is either a two-view regularizer
+that is the whole SSL loss (``{"name": "vicreg"}``: invariance + variance +
+covariance) or a single-view regularizer bound to the encoder's hidden layer
+with ``.on(activations=...)`` and added to the invariance loss (``{"name":
+"vcreg"}``). Metrics on the test split: the effective rank of the embeddings
+(exp of the entropy of their normalized singular values, see :func:`_rank`),
+the number of embedding dimensions with std < 1e-2, and the accuracy of a
+logistic-regression probe trained on frozen train-split embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reglab import functional as RF
+from reglab.bench.data import augment_digits, digits
+from reglab.bench.tasks import TaskResult, build_arm, task
+
+__all__ = ["ssl_collapse"]
+
+
+def _encoder() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 32))
+
+
+#: A principal direction whose standard deviation is below this counts as
+#: collapsed (the catalog's collapse criterion, std < 1e-2).
+COLLAPSE_STD = 1e-2
+
+
+def _rank(z: torch.Tensor) -> float:
+    """Effective rank (exp of the entropy of the normalized singular values) of
+    the centred embeddings over their non-collapsed principal directions.
+
+    Centred, because collapse to one point would otherwise count as one
+    healthy direction (the mean); floored at ``COLLAPSE_STD`` because the
+    entropy is scale-free and would call a shrunken but still full-rank cloud
+    of std 1e-4 healthy. No surviving direction gives 1 (complete collapse).
+    """
+    zc = (z - z.mean(dim=0)).double()
+    s = torch.linalg.svdvals(zc) / (z.shape[0] - 1) ** 0.5  # std along each principal direction
+    s = s[s >= COLLAPSE_STD]
+    if s.numel() == 0:
+        return 1.0
+    p = s / s.sum()
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    z = model(x)
+    model.train()
+    return z
+
+
+def _probe_accuracy(z_tr: torch.Tensor, y_tr: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor) -> float:
+    # No per-feature standardization: a probe on frozen features sees them as
+    # they are, so embeddings shrunk to a point (std ~1e-4) cannot be rescued
+    # by rescaling noise-level differences back up.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(max_iter=300).fit(z_tr.numpy(), y_tr.numpy())
+    return float(clf.score(z_te.numpy(), y_te.numpy()))
+
+
+@task("ssl_collapse")
+def ssl_collapse(
+    arm: dict[str, Any] | None,
+    *,
+    seed: int,
+    quick: bool = False,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+) -> TaskResult:
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    data = digits(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = _encoder()
+    reg = build_arm(arm)
+    regs = None
+    if reg is not None and getattr(reg, "num_inputs", 1) == 1:
+        from reglab import attach
+
+        # single-view arm: regularize the hidden layer's activations, next to the invariance term
+        regs = attach(model, reg.on(activations="1"))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    epochs = 6 if quick else epochs
+    n = data.x_train.shape[0]
+    ranks: list[float] = []
+    step_times: list[float] = []
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n - batch_size + 1, batch_size):  # full batches: stable batch statistics
+            x = data.x_train[perm[i : i + batch_size]]
+            t0 = time.perf_counter()
+            z1 = model(augment_digits(x, gen))
+            z2 = model(augment_digits(x, gen))
+            if reg is None or regs is not None:
+                loss = F.mse_loss(z1, z2)
+                if regs is not None:
+                    loss = loss + regs.penalty()
+            else:
+                loss = reg(z1, z2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step_times.append(time.perf_counter() - t0)
+        ranks.append(_rank(_embed(model, data.x_test)))
+    if regs is not None:
+        regs.detach()
+    z_tr, z_te = _embed(model, data.x_train), _embed(model, data.x_test)
+    metrics = {
+        "effective_rank": _rank(z_te),
+        "collapsed_dims": float((z_te.std(dim=0) < COLLAPSE_STD).sum()),
+        "linear_probe_accuracy": _probe_accuracy(z_tr, data.y_train, z_te, data.y_test),
+    }
+    return TaskResult(
+        metrics=metrics,
+        curves={"effective_rank": ranks},
+        step_seconds=sum(step_times) / max(len(step_times), 1),
+        seconds=time.perf_counter() - start,
+    )
