@@ -35,7 +35,8 @@ CASES = [
     ("alignment", {}, (6, 6)),  # per-pair mean: no gather, DDP's average is already global
     ("l1_activation", {}, (6, 6)),
     ("least_volume", {}, (6, 6)),
-    ("ldreg", {"k": 4}, (6, 6)),  # detached, gathered reference; per-sample mean
+    ("ldreg", {"k": 4}, (6, 6)),
+    ("mhe_features", {}, (6, 6)),  # detached, gathered reference; per-sample mean
     ("vicreg", {}, (7, 4)),  # unequal rank batches
     ("uniformity", {}, (7, 4)),
 ]

@@ -28,6 +28,7 @@ NAMES = [
     "l1_activation",
     "least_volume",
     "ldreg",
+    "mhe_features",
 ]
 WHO = {
     "vicreg": "VICReg",
@@ -42,6 +43,7 @@ WHO = {
     "l1_activation": "L1Activation",
     "least_volume": "LeastVolume",
     "ldreg": "LDReg",
+    "mhe_features": "MHEFeatures",
 }
 
 
@@ -348,7 +350,8 @@ def test_bad_inputs_name_the_regularizer(name, case, make):
 
 
 @pytest.mark.parametrize(
-    "name", ["vicreg", "vcreg", "barlow_twins", "uniformity", "vne", "effective_rank", "dispersive", "least_volume"]
+    "name",
+    ["vicreg", "vcreg", "barlow_twins", "uniformity", "vne", "effective_rank", "dispersive", "least_volume", "mhe_features"],
 )
 def test_batch_of_one_rejected(name):
     reg = reglab.create(name)
@@ -470,3 +473,35 @@ def test_gradcheck_gram_route(name):
     z2 = (z.detach() + 0.3 * torch.randn(4, 7, dtype=torch.float64)).requires_grad_()
     args = (z, z2)[: reg.num_inputs]
     assert torch.autograd.gradcheck(lambda *a: reg.penalty(*a), args)
+
+
+def ref_hyperspherical_energy(rows, s):
+    """Loop over pairs, with the official code's ‖z‖ = √(Σz² + 1e-4) and r² = 2 − 2⟨ẑ_i, ẑ_j⟩."""
+    unit = []
+    for r in rows:
+        norm = math.sqrt(sum(x * x for x in r) + 1e-4)
+        unit.append([x / norm for x in r])
+    terms = []
+    for i in range(len(unit)):
+        for j in range(i + 1, len(unit)):
+            dist = math.sqrt(2 - 2 * sum(a * b for a, b in zip(unit[i], unit[j])))
+            terms.append(math.log(1 / dist) if s == 0 else dist ** (-s))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("s", [0, 1, 2])
+def test_mhe_features_matches_reference_and_weight_mhe(s):
+    z = torch.randn(9, 5, dtype=torch.float64)
+    assert float(RF.mhe_features(z, s=s)) == pytest.approx(ref_hyperspherical_energy(z.tolist(), s), rel=1e-6)
+    # the same energy as the weight penalty on a matrix with these rows
+    assert float(RF.mhe_features(z, s=s)) == pytest.approx(float(RF.mhe(z, s)), rel=1e-12)
+    half = RF.mhe_features(z, s=s, half_space=True)
+    both = torch.cat([z, -z])
+    assert float(half) == pytest.approx(ref_hyperspherical_energy(both.tolist(), s), rel=1e-6)
+
+
+def test_mhe_features_gradcheck_and_bad_s():
+    z = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: RF.mhe_features(x, s=1), (z,))
+    with pytest.raises(RegularizerInputError, match="MHEFeatures expects s >= 0"):
+        RF.mhe_features(z, s=-1)

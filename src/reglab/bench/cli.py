@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 DEFAULT_OUT = "reglab-bench"
-DEFAULT_SEEDS, QUICK_SEEDS = 3, 2
+DEFAULT_SEEDS, QUICK_SEEDS = 5, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:

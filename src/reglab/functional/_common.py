@@ -47,3 +47,26 @@ def covariance(z: torch.Tensor, *, unbiased: bool = True) -> torch.Tensor:
     zc = z - z.mean(dim=0, keepdim=True)
     denom = z.shape[0] - 1 if unbiased else z.shape[0]
     return (zc.T @ zc) / denom
+
+
+MHE_EPS = 1e-4
+# Floor on r²: coincident filters (r = 0) would give inf/NaN energy; with the
+# floor they give a large finite energy that still pushes them apart.
+MHE_MIN_SQ_DIST = 1e-6
+
+
+def hyperspherical_energy(rows: torch.Tensor, s: float, half_space: bool = False) -> torch.Tensor:
+    """Minimum-hyperspherical-energy term of Liu et al. (2018) over the rows of
+    a (n, d) matrix or a batch (b, n, d): the mean over pairs i<j of
+    f_s(‖ŵ_i − ŵ_j‖), f_s(r) = r^{−s} (s > 0) or log(1/r) (s = 0).
+    Shared by the weight penalty ``mhe`` and the feature penalty ``mhe_features``."""
+    w_hat = rows / (rows.pow(2).sum(-1, keepdim=True) + MHE_EPS).sqrt()
+    if half_space:
+        w_hat = torch.cat([w_hat, -w_hat], dim=-2)
+    n = w_hat.shape[-2]
+    # r² = 2 − 2⟨ŵ_i, ŵ_j⟩, the official code's squared distance (exact for unit rows).
+    r2 = (2.0 - 2.0 * gram(w_hat)).clamp_min(MHE_MIN_SQ_DIST)
+    iu = torch.triu_indices(n, n, offset=1, device=rows.device)
+    pair = r2[..., iu[0], iu[1]]
+    energy = -0.5 * torch.log(pair) if s == 0 else pair.pow(-0.5 * s)
+    return energy.mean(-1)

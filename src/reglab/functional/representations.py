@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from reglab._validation import RegularizerInputError, check_positive, check_tensor
 from reglab.distributed import all_gather_nograd
 from reglab.distributed import gather as _gather
-from reglab.functional._common import gram, normalize_rows, off_diagonal, pairwise_sq_dists
+from reglab.functional._common import gram, hyperspherical_energy, normalize_rows, off_diagonal, pairwise_sq_dists
 
 __all__ = [
     "VICRegTerms",
@@ -37,6 +37,7 @@ __all__ = [
     "barlow_twins",
     "alignment",
     "uniformity",
+    "mhe_features",
     "vne",
     "spectral_entropy",
     "effective_rank",
@@ -253,6 +254,19 @@ def uniformity(z: torch.Tensor, *, t: float = 2.0, normalize: bool = True, gathe
         iu = torch.triu_indices(n, n, offset=1, device=z.device)
         vals = -t * d2[iu[0], iu[1]]
         return torch.logsumexp(vals, dim=0) - math.log(vals.numel())
+
+
+def mhe_features(z: torch.Tensor, *, s: float = 0.0, half_space: bool = False, gather: bool = True) -> torch.Tensor:
+    """Hyperspherical energy of a batch of embeddings: MHE (Liu et al., 2018)
+    with the batch's feature vectors in place of a layer's filters, i.e. the
+    mean over pairs i<j of f_s(‖ẑ_i − ẑ_j‖) with f_s(r) = r^{−s} (s > 0) or
+    log(1/r) (s = 0); minimizing it spreads the embeddings over the sphere."""
+    who = "MHEFeatures"
+    if not (isinstance(s, (int, float)) and not isinstance(s, bool) and s >= 0):
+        raise RegularizerInputError(f"{who} expects s >= 0, got {s!r}")
+    z = _prep(who, z, gather=gather)
+    with _no_autocast(z):
+        return hyperspherical_energy(z, float(s), bool(half_space))
 
 
 # --------------------------------------------------------- spectral terms

@@ -15,7 +15,7 @@ import math
 import torch
 
 from reglab._validation import RegularizerInputError, check_choice, check_tensor
-from reglab.functional._common import flatten_rows, gram
+from reglab.functional._common import flatten_rows, gram, hyperspherical_energy
 
 __all__ = [
     "l1",
@@ -208,23 +208,6 @@ def norm_loss(w: torch.Tensor) -> torch.Tensor:
 
 #: Added to ‖w_i‖² before the square root, as in the official MHE code
 #: (wy1iu/MHE, code/architecture.py, ``_add_thomson_constraint``).
-MHE_EPS = 1e-4
-
-
-def mhe_from_rows(rows: torch.Tensor, s: float, half_space: bool) -> torch.Tensor:
-    """MHE of a (n, d) matrix or a batch (b, n, d); one energy per matrix."""
-    w_hat = rows / (rows.pow(2).sum(-1, keepdim=True) + MHE_EPS).sqrt()
-    if half_space:
-        w_hat = torch.cat([w_hat, -w_hat], dim=-2)
-    n = w_hat.shape[-2]
-    # r² = 2 − 2⟨ŵ_i, ŵ_j⟩, the official code's squared distance (exact for unit rows).
-    r2 = 2.0 - 2.0 * gram(w_hat)
-    iu = torch.triu_indices(n, n, offset=1, device=rows.device)
-    pair = r2[..., iu[0], iu[1]]
-    energy = -0.5 * torch.log(pair) if s == 0 else pair.pow(-0.5 * s)
-    return energy.mean(-1)
-
-
 def mhe(w: torch.Tensor, s: float = 0.0, half_space: bool = False) -> torch.Tensor:
     """Minimum hyperspherical energy (Liu et al., 2018).
 
@@ -233,6 +216,8 @@ def mhe(w: torch.Tensor, s: float = 0.0, half_space: bool = False) -> torch.Tens
     (s = 0). ``half_space`` adds the reflected filters −ŵ_j (N → 2N).
     The mean over pairs and ``‖w_i‖ = √(Σw² + 1e-4)`` follow the official
     code; it computes s = 0 as ``−log r²`` (twice ours, a factor λ absorbs).
+    r² is floored at 1e-6 (ours, not the paper's) so coincident filters give
+    a large finite energy instead of inf/NaN.
     """
     who = "mhe"
     check_tensor(who, w, arg="weight", min_ndim=2)
@@ -240,7 +225,7 @@ def mhe(w: torch.Tensor, s: float = 0.0, half_space: bool = False) -> torch.Tens
         raise RegularizerInputError(f"{who} expects s >= 0, got {s!r}")
     if w.shape[0] < 2 and not half_space:
         raise RegularizerInputError(f"{who} needs at least 2 filters (rows), got shape {tuple(w.shape)}")
-    return mhe_from_rows(flatten_rows(w), float(s), bool(half_space))
+    return hyperspherical_energy(flatten_rows(w), float(s), bool(half_space))
 
 
 # ------------------------------------------------------------------ spectra

@@ -17,6 +17,7 @@ from reglab import functional as RF
 from reglab.paper import Claim, Paper
 from reglab.registry import register
 from reglab.regularizers.base import Regularizer
+from reglab.regularizers.weights import MHE
 
 __all__ = [
     "VICReg",
@@ -24,6 +25,7 @@ __all__ = [
     "BarlowTwins",
     "Alignment",
     "Uniformity",
+    "MHEFeatures",
     "VNE",
     "EffectiveRank",
     "Dispersive",
@@ -266,6 +268,36 @@ class Uniformity(_RepresentationRegularizer):
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
         return RF.uniformity(z, t=self.t, normalize=self.normalize, gather=self.gather)
+
+
+@register
+class MHEFeatures(_RepresentationRegularizer):
+    """Minimum hyperspherical energy of a batch of embeddings.
+
+    MHE (Liu et al., 2018) spreads a layer's filters evenly on the unit
+    sphere; here the same energy acts on the batch's feature vectors:
+    E_s = mean_{i<j} f_s(‖ẑ_i − ẑ_j‖), ẑ = z/‖z‖, f_s(r) = r^{−s} (s > 0) or
+    log(1/r) (s = 0). It is computed by the same function as the weight
+    penalty ``mhe`` (the official code's ‖z‖ = √(Σz² + 1e-4) and mean over
+    pairs; s = 0 by default, the paper's logarithmic energy), with
+    ``gather=True`` using all pairs of the global batch under DDP.
+    ``half_space`` adds the reflected vectors −ẑ_j.
+
+    Liu, Lin, Liu, Liu, Yu, Dai & Song (2018), NeurIPS, arXiv:1805.09298.
+    """
+
+    name = "mhe_features"
+    paper = MHE.paper
+    formula = "mean_{i<j} f_s(‖ẑ_i − ẑ_j‖),  f_s(r) = r^{−s} or log(1/r)"
+
+    def __init__(self, weight: float = 1.0, s: float = 0.0, half_space: bool = False, gather: bool = True):
+        super().__init__(weight)
+        self.s = s
+        self.half_space = half_space
+        self.gather = gather
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        return RF.mhe_features(z, s=self.s, half_space=self.half_space, gather=self.gather)
 
 
 class _VNETerms(NamedTuple):

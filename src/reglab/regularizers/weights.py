@@ -19,8 +19,9 @@ import torch
 from reglab import functional as RF
 from reglab._validation import RegularizerInputError, check_choice, check_tensor
 from reglab.functional._common import flatten_rows, gram
-from reglab.functional.weights import group_map_norms, group_rows, mhe_from_rows
-from reglab.paper import Paper
+from reglab.functional._common import hyperspherical_energy
+from reglab.functional.weights import group_map_norms, group_rows
+from reglab.paper import Claim, Paper
 from reglab.prox import group_soft_threshold, soft_threshold
 from reglab.registry import register
 from reglab.regularizers.base import WeightRegularizer
@@ -308,6 +309,28 @@ class GroupLasso(WeightRegularizer):
     name = "group_lasso"
     formula = "R(w) = Σ_g √p_g ‖w_g‖₂"
     paper = _SCARDAPANE
+    # Lab weight 0.3: with Adam at lr 1e-3 for ~800 steps, the cumulative
+    # proximal threshold 800·lr·λ·√p reaches the ~0.6 initial filter norm of
+    # the first conv layer (√p = 3) at λ ≈ 0.25; not a paper constant.
+    claims = (
+        Claim(
+            statement="Group lasso removes whole filters: a share of conv filters ends exactly at zero",
+            task="structured_sparsity",
+            metric="zero_filter_fraction",
+            direction="higher",
+            arm={"name": "group_lasso", "weight": 0.3},
+            source="Scardapane et al. 2017, abstract and Sec. 5",
+        ),
+        Claim(
+            statement="Group lasso keeps accuracy with many filters removed: test accuracy after "
+            "pruning half of each layer's filters (smallest norm) is higher than without it",
+            task="structured_sparsity",
+            metric="pruned50_accuracy",
+            direction="higher",
+            arm={"name": "group_lasso", "weight": 0.3},
+            source="Scardapane et al. 2017, Sec. 5",
+        ),
+    )
 
     def __init__(self, weight: float = 1e-4, groups: str = "out"):
         super().__init__(weight)
@@ -575,7 +598,7 @@ class MHE(WeightRegularizer):
                 if w.shape[0] < 2:
                     raise RegularizerInputError(f"{who} needs at least 2 filters (rows), got shape {tuple(w.shape)}")
         batches = _stack_by_shape([flatten_rows(w) for w in tensors])
-        terms = [mhe_from_rows(b, float(self.s), bool(self.half_space)).sum() for b in batches]
+        terms = [hyperspherical_energy(b, float(self.s), bool(self.half_space)).sum() for b in batches]
         return _check_finite(who, _sum(terms), tensors)
 
 

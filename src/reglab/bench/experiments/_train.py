@@ -70,10 +70,13 @@ def train_loop(
     weight_decay: float = 0.0,
     on_epoch_end: Callable[[int], None] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
+    after_step: Callable[[torch.optim.Optimizer], None] | None = None,
 ) -> float:
     """Adam over shuffled minibatches; ``step_loss(xb, yb, idx, epoch)`` returns the loss.
 
     ``idx`` are the dataset indices of the batch (for per-sample buffers).
+    ``after_step(optimizer)`` runs after each ``optimizer.step()`` (e.g.
+    ``regs.step`` for proximal updates and schedules).
     Returns the mean wall time of one optimizer step.
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -91,6 +94,8 @@ def train_loop(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step(opt)
             steps += 1
         if on_epoch_end is not None:
             model.eval()

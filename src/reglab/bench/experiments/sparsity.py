@@ -3,10 +3,10 @@
 The CNN of ``_train.small_cnn`` (two 3×3 conv layers of 16 and 32 filters,
 max-pool, linear head; Adam 1e-3, batch 64, 40 epochs; 3 in quick mode) is
 trained on the clean digits training split. The arm, a weight regularizer,
-is bound to the convolution weights: in proximal mode when it has a
-proximal operator (group lasso: exact zero filters, Scardapane et al. 2017),
-as a loss penalty otherwise. The proximal step uses the nominal learning
-rate, as ``reglab.prox`` does for Adam.
+is bound with ``reglab.attach`` to the convolution weights: in proximal mode
+when it has a proximal operator (group lasso: exact zero filters,
+Scardapane et al. 2017), as a loss penalty otherwise. The proximal step uses
+the nominal learning rate, as ``reglab.prox`` does for Adam.
 
 Metrics: ``test_accuracy``; ``zero_filter_fraction`` (share of conv filters
 with exactly zero weights); ``pruned50_accuracy`` (test accuracy after
@@ -25,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import reglab
+
 from reglab.bench.data import digits
 from reglab.bench.experiments._train import accuracy, small_cnn, train_loop
 from reglab.bench.tasks import TaskResult, build_arm, task
 from reglab.diagnostics import group_sparsity
 
-LR = 1e-3  # train_loop's Adam learning rate, used as the prox step size
+LR = 1e-3  # train_loop's Adam learning rate
 PRUNE_FRACTIONS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
@@ -63,24 +65,14 @@ def structured_sparsity(arm: dict | None, *, seed: int, quick: bool = False, epo
     model = small_cnn(data.num_classes)
     convs = nn.ModuleList(_convs(model))
     reg = build_arm(arm)
-    prox = reg is not None and getattr(reg, "has_prox", False)
-    state = {"stepped": False}
-
-    def apply_prox() -> None:
-        with torch.no_grad():
-            for conv in convs:
-                reg.prox_(conv.weight, LR * reg.current_weight)
+    regs = None
+    if reg is not None:
+        mode = "prox" if getattr(reg, "has_prox", False) else "penalty"
+        regs = reglab.attach(model, reg.on(modules=nn.Conv2d, mode=mode))
 
     def step_loss(xb, yb, idx, epoch):
-        # train_loop owns the optimizer; the proximal step of the previous
-        # update runs here, before this forward pass (and once after training).
-        if prox and state["stepped"]:
-            apply_prox()
-        state["stepped"] = True
         loss = F.cross_entropy(model(xb), yb)
-        if reg is not None and not prox:
-            loss = loss + reg([c.weight for c in convs])
-        return loss
+        return loss if regs is None else loss + regs.penalty()
 
     acc_curve: list[float] = []
     zero_curve: list[float] = []
@@ -92,9 +84,8 @@ def structured_sparsity(arm: dict | None, *, seed: int, quick: bool = False, epo
     step_s = train_loop(
         model, x_tr, data.y_train, step_loss,
         epochs=epochs, batch_size=64, seed=seed, lr=LR, on_epoch_end=on_epoch_end,
+        after_step=None if regs is None else regs.step,
     )  # fmt: skip
-    if prox:
-        apply_prox()
     pruned = [pruned_accuracy(model, x_te, data.y_test, f) for f in PRUNE_FRACTIONS]
     metrics = {
         "test_accuracy": accuracy(model, x_te, data.y_test),
