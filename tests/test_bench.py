@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import reglab
+
 pytest.importorskip("scipy")
 from scipy import stats  # noqa: E402
 
@@ -246,4 +248,8 @@ def test_cli_quick_subprocess_real_claims(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout and (out / "report.html").exists()
-    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    # one baseline and one ELR run per distinct task setting of ELR's claims, per quick seed
+    from reglab.bench.cli import QUICK_SEEDS
+
+    settings = {tuple(sorted(c.task_args.items())) for c in reglab.info("elr").claims}
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2 * len(settings) * QUICK_SEEDS

@@ -123,8 +123,10 @@ class VICReg(_RepresentationRegularizer):
         return RF.vicreg_terms(z1, z2, gamma=self.gamma, eps=self.eps, gather=self.gather)
 
     def penalty(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        t = self.components(z1, z2)
-        return self.sim_coeff * t.invariance + self.std_coeff * t.variance + self.cov_coeff * t.covariance
+        return RF.vicreg(
+            z1, z2, sim_coeff=self.sim_coeff, std_coeff=self.std_coeff, cov_coeff=self.cov_coeff,
+            gamma=self.gamma, eps=self.eps, gather=self.gather,
+        )  # fmt: skip
 
 
 @register
@@ -172,8 +174,9 @@ class VCReg(_RepresentationRegularizer):
         return RF.vcreg_terms(z, gamma=self.gamma, eps=self.eps, gather=self.gather)
 
     def penalty(self, z: torch.Tensor) -> torch.Tensor:
-        t = self.components(z)
-        return self.std_coeff * t.variance + self.cov_coeff * t.covariance
+        return RF.vcreg(
+            z, std_coeff=self.std_coeff, cov_coeff=self.cov_coeff, gamma=self.gamma, eps=self.eps, gather=self.gather
+        )
 
 
 @register
@@ -214,8 +217,7 @@ class BarlowTwins(_RepresentationRegularizer):
         return RF.barlow_twins_terms(z1, z2, eps=self.eps, gather=self.gather)
 
     def penalty(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        t = self.components(z1, z2)
-        return t.on_diagonal + self.lambd * t.off_diagonal
+        return RF.barlow_twins(z1, z2, lambd=self.lambd, eps=self.eps, gather=self.gather)
 
 
 @register
