@@ -176,6 +176,38 @@ def build_output_arm(arm: dict | None, *, num_samples: int, num_classes: int, to
     return build_arm(arm, **{k: v for k, v in sizes.items() if k in accepted})
 
 
+
+def train_output_mlp(
+    data,
+    arm: dict | None,
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    on_epoch_end: Callable[[nn.Module, int], None],
+) -> tuple[nn.Module, float]:
+    """Train ``mlp(64, 256, C)`` on ``data``'s training split with an output arm.
+
+    The arm is built with :func:`build_output_arm` and used through
+    :func:`output_loss`; ``on_epoch_end(model, epoch)`` records the task's
+    curves. Returns the model and the mean step time.
+    """
+    n, c = data.x_train.shape[0], data.num_classes
+    torch.manual_seed(seed)
+    model = mlp(64, 256, c)
+    reg = build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
+
+    def step_loss(xb, yb, idx, epoch):
+        return output_loss(reg, model(xb), yb, idx)
+
+    step_s = train_loop(
+        model, data.x_train, data.y_train, step_loss,
+        epochs=epochs, batch_size=batch_size, seed=seed,
+        on_epoch_end=lambda epoch: on_epoch_end(model, epoch),
+        on_epoch_start=getattr(reg, "set_epoch", None),
+    )  # fmt: skip
+    return model, step_s
+
 def occlude(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Zero one random ``size``×``size`` square fully inside each (N, 1, H, W) image."""
     n, _, h, w = images.shape

@@ -14,7 +14,7 @@ import time
 import torch
 
 from reglab.bench.data import digits
-from reglab.bench.experiments._train import accuracy, build_output_arm, ece, mlp, output_loss, train_loop
+from reglab.bench.experiments._train import accuracy, ece, train_output_mlp
 from reglab.bench.tasks import TaskResult, task
 
 
@@ -23,26 +23,14 @@ def calibration(arm: dict | None, *, seed: int, quick: bool = False, train_fract
     """Metrics: ``ece`` (15 bins), ``accuracy``, ``nll`` (test). Curve: test ``ece`` per epoch."""
     t0 = time.perf_counter()
     data = digits(seed, train_fraction=train_fraction)
-    n, c = data.x_train.shape[0], data.num_classes
-    epochs = 8 if quick else 300
-    torch.manual_seed(seed)
-    model = mlp(64, 256, c)
     # PS-KD's α ramp runs over this task's epochs, not the paper's 300.
-    reg = build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
-
-    def step_loss(xb, yb, idx, epoch):
-        return output_loss(reg, model(xb), yb, idx)
-
+    epochs = 8 if quick else 300
     curve: list[float] = []
 
-    def on_epoch_end(epoch):
+    def on_epoch_end(model, epoch):
         curve.append(ece(model(data.x_test).softmax(dim=1), data.y_test))
 
-    step_s = train_loop(
-        model, data.x_train, data.y_train, step_loss,
-        epochs=epochs, batch_size=64, seed=seed, on_epoch_end=on_epoch_end,
-        on_epoch_start=getattr(reg, "set_epoch", None),
-    )  # fmt: skip
+    model, step_s = train_output_mlp(data, arm, seed=seed, epochs=epochs, batch_size=64, on_epoch_end=on_epoch_end)
     model.eval()
     with torch.no_grad():
         logits = model(data.x_test)

@@ -11,17 +11,8 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from reglab.bench.data import digits
-from reglab.bench.experiments._train import (
-    accuracy,
-    build_output_arm,
-    memorization_rate,
-    mlp,
-    output_loss,
-    train_loop,
-)
+from reglab.bench.experiments._train import accuracy, memorization_rate, train_output_mlp
 from reglab.bench.tasks import TaskResult, task
 
 
@@ -32,25 +23,13 @@ def label_noise(arm: dict | None, *, seed: int, quick: bool = False, noise: floa
     wrong label at the end). Curve: ``test_accuracy`` per epoch."""
     t0 = time.perf_counter()
     data = digits(seed, label_noise=noise)
-    n, c = data.x_train.shape[0], data.num_classes
-    epochs = 8 if quick else 150
-    torch.manual_seed(seed)
-    model = mlp(64, 256, c)
-    reg = build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
-
-    def step_loss(xb, yb, idx, epoch):
-        return output_loss(reg, model(xb), yb, idx)
-
     curve: list[float] = []
 
-    def on_epoch_end(epoch):
+    def on_epoch_end(model, epoch):
         curve.append(accuracy(model, data.x_test, data.y_test))
 
-    step_s = train_loop(
-        model, data.x_train, data.y_train, step_loss,
-        epochs=epochs, batch_size=128, seed=seed, on_epoch_end=on_epoch_end,
-        on_epoch_start=getattr(reg, "set_epoch", None),
-    )  # fmt: skip
+    epochs = 8 if quick else 150
+    model, step_s = train_output_mlp(data, arm, seed=seed, epochs=epochs, batch_size=128, on_epoch_end=on_epoch_end)
     metrics = {
         "final_accuracy": curve[-1],
         "best_accuracy": max(curve),
