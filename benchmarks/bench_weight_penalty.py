@@ -4,7 +4,7 @@
 
 (a) one forward+backward of a CIFAR ResNet-18 at batch 32;
 (b) ``regs.penalty()`` forward+backward for L2(5e-4) + GroupLasso(1e-4) on
-    the convs + SoftOrthogonality(1e-4), all through the fused ``penalty_many``;
+    the convs + SoftOrthogonality(1e-4), all through the fused functions (one call on the list of tensors);
 (c) the same value by a naive loop, one ``RF`` call per parameter.
 Reports the median over repeats after one warm-up and checks (b) == (c).
 """

@@ -5,22 +5,46 @@
 * ``reglab.create`` / ``list_regularizers`` / ``info``: the registry.
 * ``reglab.attach``: bind regularizers to a model's parameters/activations.
 * ``reglab.schedules``: coefficient schedules.
+
+Layers import only downward: ``core`` (plumbing) ← ``ops`` (shared math) ←
+``methods`` (one file per paper) ← ``embeddings`` / ``diagnostics``. The lab
+(``reglab.bench``) is never imported by the library.
 """
 
-from reglab import functional, schedules
-from reglab._validation import RegularizerInputError
-from reglab.bind import Binding, RegularizerSet, attach
-from reglab.paper import Claim, Paper
-from reglab.registry import (
-    UnknownRegularizerError,
-    create,
-    from_config,
-    info,
-    list_regularizers,
-    register,
+from reglab import functional, methods
+from reglab import distributed, schedules
+from reglab.core.attach import RegularizerSet, attach
+from reglab.core.errors import RegularizerInputError, UnknownRegularizerError
+from reglab.core.paper import Claim, Paper
+from reglab.core.registry import create, from_config, info, list_regularizers, register
+from reglab.core.regularizer import (
+    Binding,
+    FunctionModule,
+    Penalty,
+    Regularizer,
+    RepresentationRegularizer,
+    WeightRegularizer,
 )
-from reglab.regularizers import *  # noqa: F401,F403
-from reglab.regularizers import Penalty, Regularizer, WeightRegularizer
-from reglab import embeddings  # noqa: F401  (registers the post-hoc transforms)
+from reglab.core.selection import Selection
+from reglab import embeddings  # noqa: E402  (registers the post-hoc transforms)
+
+#: Every method class, under its class name (``reglab.VICReg``).
+_METHOD_CLASSES = {
+    name: obj
+    for module in methods.method_modules()
+    for name, obj in methods.public_names(module).items()
+    if isinstance(obj, type) and not issubclass(obj, tuple)
+}
+globals().update(_METHOD_CLASSES)
+
+__all__ = sorted(
+    [
+        *_METHOD_CLASSES,
+        "Binding", "Claim", "FunctionModule", "Paper", "Penalty", "Regularizer", "RegularizerInputError",
+        "RegularizerSet", "RepresentationRegularizer", "Selection", "UnknownRegularizerError",
+        "WeightRegularizer", "attach", "create", "from_config", "info", "list_regularizers", "register",
+        "distributed", "embeddings", "functional", "schedules",
+    ]
+)  # fmt: skip
 
 __version__ = "0.1.0"

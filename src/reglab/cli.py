@@ -1,9 +1,60 @@
-"""``reglab`` command line: ``bench``, ``list``, ``info`` (the lab) and ``sts``."""
+"""``reglab`` command line: ``list`` and ``info`` (the registry) here; ``bench`` (the lab)
+and ``sts`` (embedding evaluation) are mounted from their packages."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+
+def _err(msg: str) -> int:
+    print(f"reglab: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _verdicts(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
+    """Last verdict per (name, claim index) from a lab results file; the lab loads only when asked."""
+    if not path:
+        return {}
+    from reglab.bench.cli import verdicts_from
+
+    return verdicts_from(path, names)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from reglab.core.registry import get, list_regularizers
+
+    names = list_regularizers()
+    verdicts = _verdicts(args.results, names)
+    rows = []
+    for name in names:
+        cls = get(name)
+        claims = tuple(getattr(cls, "claims", ()))
+        claim = f"{len(claims)}: {claims[0].statement[:60]}" if claims else "–"
+        last = "; ".join(verdicts[(name, i)] for i in range(len(claims)) if (name, i) in verdicts) or "–"
+        cite = cls.paper.short_cite() if getattr(cls, "paper", None) is not None else "classic"
+        rows.append((name, cls.kind, cite, claim, last))
+    header = ("name", "kind", "paper", "claims", "last verdict")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from reglab.core.errors import UnknownRegularizerError
+    from reglab.core.registry import info
+
+    try:
+        entry = info(args.name)
+    except UnknownRegularizerError as e:
+        return _err(str(e))
+    print(entry)
+    verdicts = _verdicts(args.results, [entry.name])
+    for i, claim in enumerate(entry.claims):
+        if (entry.name, i) in verdicts:
+            print(f"  verdict:  {claim.metric} on {claim.task}: {verdicts[(entry.name, i)]}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     from reglab.embeddings import cli as sts_cli
 
     bench_cli.register(sub)
+    ls = sub.add_parser("list", help="the registry: name, kind, paper, claims, last verdict")
+    ls.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
+    ls.set_defaults(func=cmd_list)
+    inf = sub.add_parser("info", help="one registry entry: formula, defaults, paper, claims")
+    inf.add_argument("name")
+    inf.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
+    inf.set_defaults(func=cmd_info)
     sts_cli.register(sub)
     return parser
 

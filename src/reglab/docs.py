@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reglab.registry import markdown_table
+from reglab.core.registry import markdown_table
 
 START = "<!-- registry-table:start -->"
 END = "<!-- registry-table:end -->"

@@ -1,4 +1,4 @@
-"""CLI subcommands of the lab: ``bench``, ``list``, ``info``."""
+"""CLI subcommand of the lab: ``bench``; and the verdicts ``reglab list|info`` show from a results file."""
 
 from __future__ import annotations
 
@@ -28,15 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default ./{DEFAULT_OUT})")
     b.add_argument("--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)")
     b.set_defaults(func=cmd_bench)
-
-    ls = sub.add_parser("list", help="the registry: name, kind, paper, claims, last verdict")
-    ls.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
-    ls.set_defaults(func=cmd_list)
-
-    inf = sub.add_parser("info", help="one registry entry: formula, defaults, paper, claims")
-    inf.add_argument("name")
-    inf.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
-    inf.set_defaults(func=cmd_info)
 
 
 def _err(msg: str) -> int:
@@ -110,7 +101,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from reglab.bench.report import write_report
     from reglab.bench.runner import RESULTS_FILE, run_all
     from reglab.bench.suite import collect_claims, evaluate, specs_for
-    from reglab.registry import UnknownRegularizerError
+    from reglab.core.errors import UnknownRegularizerError
 
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)
     if seeds < 1:
@@ -168,7 +159,7 @@ def _print_verdicts(outcomes) -> None:
         print("  " + " | ".join(row[i] for i in keep))
 
 
-def _verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
+def verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
     """Last verdict per (name, claim index) from a results file (full runs preferred)."""
     if not path:
         return {}
@@ -186,38 +177,3 @@ def _verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], 
                 if o.result.n:
                     out[(name, i)] = o.result.verdict + (" (quick)" if quick else "")
     return out
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from reglab.registry import get, list_regularizers
-    from reglab.bench.suite import _short_cite
-
-    names = list_regularizers()
-    verdicts = _verdicts_from(args.results, names)
-    rows = []
-    for name in names:
-        cls = get(name)
-        claims = tuple(getattr(cls, "claims", ()))
-        claim = f"{len(claims)}: {claims[0].statement[:60]}" if claims else "–"
-        last = "; ".join(verdicts[(name, i)] for i in range(len(claims)) if (name, i) in verdicts) or "–"
-        rows.append((name, cls.kind, _short_cite(cls) or "classic", claim, last))
-    header = ("name", "kind", "paper", "claims", "last verdict")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from reglab.registry import UnknownRegularizerError, info
-
-    try:
-        entry = info(args.name)
-    except UnknownRegularizerError as e:
-        return _err(str(e))
-    print(entry)
-    verdicts = _verdicts_from(args.results, [entry.name])
-    for i, claim in enumerate(entry.claims):
-        if (entry.name, i) in verdicts:
-            print(f"  verdict:  {claim.metric} on {claim.task}: {verdicts[(entry.name, i)]}")
-    return 0

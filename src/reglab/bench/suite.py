@@ -14,7 +14,7 @@ from typing import Any
 
 from reglab.bench.runner import RunSpec, arm_label
 from reglab.bench.verdict import PairedResult, paired_comparison
-from reglab.paper import Claim
+from reglab.core.paper import Claim
 
 __all__ = ["ClaimRef", "collect_claims", "specs_for", "ClaimOutcome", "evaluate"]
 
@@ -40,11 +40,7 @@ class ClaimRef:
 
 def _short_cite(cls: type) -> str:
     paper = getattr(cls, "paper", None)
-    if paper is None:
-        return ""
-    first = paper.authors.split(",")[0].split(" and ")[0].strip()
-    etal = " et al." if ("," in paper.authors or " and " in paper.authors) else ""
-    return f"{first.split()[-1] if first else '?'}{etal} {paper.year}"
+    return paper.short_cite() if paper is not None else ""
 
 
 def collect_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
@@ -53,7 +49,7 @@ def collect_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
     Unknown names raise ``reglab.UnknownRegularizerError`` (with close-name
     suggestions); a known name without claims raises ``ValueError``.
     """
-    from reglab.registry import get, list_regularizers
+    from reglab.core.registry import get, list_regularizers
 
     names = list_regularizers() if not only else [get(n).name for n in only]
     refs: list[ClaimRef] = []

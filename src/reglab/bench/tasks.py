@@ -79,6 +79,6 @@ def build_arm(arm: dict[str, Any] | None, **runtime: Any) -> Any:
     """The registered object an arm names, or None for the baseline."""
     if arm is None:
         return None
-    from reglab.registry import from_config
+    from reglab.core.registry import from_config
 
     return from_config(arm, **runtime)

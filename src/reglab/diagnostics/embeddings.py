@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from reglab._validation import RegularizerInputError, check_tensor
 from reglab import functional as RF
-from reglab.functional._common import normalize_rows
+from reglab.core.errors import RegularizerInputError
+from reglab.ops.linalg import normalize_rows
+from reglab.ops.validation import check_tensor
 
 __all__ = [
     "singular_values",

@@ -1,6 +1,6 @@
 """Diagnostics on a model's weights: sparsity, group sparsity, orthogonality, norms.
 
-"Weights" are the parameters the default binding selects (``reglab.bind``'s
+"Weights" are the parameters the default selection takes (``reglab.core.selection``'s
 ``default_exclude``: no biases, no normalization or embedding parameters),
 so the numbers describe what a weight regularizer acts on.
 """
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from reglab._validation import RegularizerInputError, check_tensor
-from reglab.bind import default_exclude
-from reglab.functional._common import flatten_rows
+from reglab.core.errors import RegularizerInputError
+from reglab.core.selection import default_exclude
+from reglab.ops.linalg import flatten_rows
+from reglab.ops.validation import check_tensor
 
 __all__ = [
     "named_weights",

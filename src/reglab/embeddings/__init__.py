@@ -1,20 +1,17 @@
 """Post-hoc embedding conditioning (whitening and friends) and STS evaluation.
 
 ``reglab.embeddings`` holds the transforms (registered with kind
-"embedding", form "posthoc"), the sentence encoders (optional extra
-``reglab[text]``) and the STS evaluation behind ``reglab sts``.
+"embedding", form "posthoc"; one paper per module: ``classic``,
+``whitening``, ``zipfian_whitening``, ``all_but_the_top``, on the shared
+``base``), the sentence encoders (optional extra ``reglab[text]``) and the
+STS evaluation behind ``reglab sts``.
 """
 
-from reglab.embeddings.transforms import (
-    AllButTheTop,
-    Center,
-    EmbeddingTransform,
-    Normalize,
-    NotFittedError,
-    Pipeline,
-    Whitening,
-    ZipfianWhitening,
-)
+from reglab.embeddings.base import EmbeddingTransform, NotFittedError, Pipeline
+from reglab.embeddings.classic import Center, Normalize
+from reglab.embeddings.whitening import Whitening
+from reglab.embeddings.zipfian_whitening import ZipfianWhitening
+from reglab.embeddings.all_but_the_top import AllButTheTop
 from reglab.embeddings.encoders import (
     CachedEncoder,
     MiniLMEncoder,
@@ -22,7 +19,7 @@ from reglab.embeddings.encoders import (
     StaticTokenEncoder,
     get_encoder,
 )
-from reglab.embeddings.sts import TaskUnavailable, evaluate_sts, read_sts_file
+from reglab.embeddings.sts import evaluate_sts, read_sts_file
 
 __all__ = [
     "AllButTheTop",
@@ -35,7 +32,6 @@ __all__ = [
     "Pipeline",
     "SentenceEncoder",
     "StaticTokenEncoder",
-    "TaskUnavailable",
     "Whitening",
     "ZipfianWhitening",
     "evaluate_sts",

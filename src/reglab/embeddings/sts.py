@@ -14,13 +14,15 @@ by their counts in the pool (only for encoders that expose
 ``token_statistics``, i.e. the static baseline); since whitening is affine,
 whitening the mean token vector equals averaging the whitened token vectors,
 which is the paper's sentence embedding.
+
+The lab task ``sts`` (``reglab bench``) that runs this evaluation for one
+arm lives in the lab, ``reglab.bench.experiments.sts``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from reglab.bench.tasks import TaskResult, task
-
-try:  # the lab's own exception type, so `reglab bench` reports the run as skipped
-    from reglab.bench.tasks import TaskUnavailable
-except ImportError:  # pragma: no cover - older lab without it
-
-    class TaskUnavailable(RuntimeError):  # type: ignore[no-redef]
-        """A lab task cannot run here (missing optional extra or data); report it as skipped."""
-
-
 __all__ = [
-    "TaskUnavailable",
     "DEFAULT_ARMS",
     "StsReport",
     "default_data_dir",
@@ -171,8 +162,8 @@ class StsReport:
 def _build(arm: Any):
     if arm is None:
         return None
-    from reglab.embeddings.transforms import EmbeddingTransform
-    from reglab.registry import from_config
+    from reglab.core.registry import from_config
+    from reglab.embeddings.base import EmbeddingTransform
 
     obj = from_config(arm) if isinstance(arm, dict) else arm
     if not isinstance(obj, EmbeddingTransform):
@@ -181,11 +172,11 @@ def _build(arm: Any):
 
 
 def _needs_frequencies(obj: Any) -> bool:
-    from reglab.embeddings.transforms import Pipeline, ZipfianWhitening
+    from reglab.embeddings.base import Pipeline
 
     if isinstance(obj, Pipeline):
         return any(_needs_frequencies(t) for t in obj.transforms)
-    return isinstance(obj, ZipfianWhitening)
+    return getattr(obj, "takes_frequencies", False)
 
 
 def evaluate_sts(
@@ -275,49 +266,3 @@ def format_report(report: StsReport, *, markdown: bool = False, per_file: bool =
     for arm, why in report.skipped.items():
         out.append(f"(arm {arm!r} skipped: {why})")
     return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------
-# lab task
-
-
-@task("sts")
-def sts_task(
-    arm: dict | None,
-    *,
-    seed: int = 0,
-    quick: bool = False,
-    encoder: str = "minilm",
-    data: str | None = None,
-    **task_args: Any,
-) -> TaskResult:
-    """Mean Spearman (and Pearson) over the STS files for one arm.
-
-    Deterministic: ``seed`` is accepted for the lab's protocol but nothing is
-    random. ``quick`` uses the first 200 pairs of each file. Raises
-    :class:`TaskUnavailable` when the text extra or the data is missing.
-    """
-    if task_args:
-        raise TypeError(f"sts task got unknown arguments {sorted(task_args)}")
-    from reglab.embeddings.encoders import TextExtraMissing, get_encoder
-
-    root = Path(data) if data else default_data_dir()
-    if root is None or not root.exists():
-        raise TaskUnavailable(
-            f"STS data not found (looked at {data or '$REGLAB_STS_DATA and ../shared/data/sts'})"
-        )
-    try:
-        enc = get_encoder(encoder)
-    except TextExtraMissing as err:
-        raise TaskUnavailable(str(err)) from err
-    t0 = time.perf_counter()
-    report = evaluate_sts(enc, [root], {"arm": arm}, limit_per_file=200 if quick else None)
-    if "arm" not in report.scores:
-        raise TaskUnavailable(f"arm {arm!r} cannot run with encoder {encoder!r}: {report.skipped.get('arm')}")
-    return TaskResult(
-        metrics={
-            "mean_spearman": report.mean("arm", "spearman"),
-            "mean_pearson": report.mean("arm", "pearson"),
-        },
-        seconds=time.perf_counter() - t0,
-    )

@@ -1,8 +1,9 @@
-"""``nn.Module`` regularizers by family; importing this registers them all."""
+"""Deprecated module path: the classes live in ``reglab.methods.<paper>``; import them from ``reglab``."""
 
-from reglab.regularizers.base import Penalty, Regularizer, WeightRegularizer  # noqa: F401
-from reglab.regularizers.weights import *  # noqa: F401,F403
-from reglab.regularizers.representations import *  # noqa: F401,F403
-from reglab.regularizers.outputs import *  # noqa: F401,F403
-from reglab.regularizers.stochastic import *  # noqa: F401,F403
-from reglab.regularizers.procedures import *  # noqa: F401,F403
+import warnings
+
+from reglab import _METHOD_CLASSES
+from reglab.core.regularizer import Penalty, Regularizer, WeightRegularizer  # noqa: F401
+
+globals().update(_METHOD_CLASSES)
+warnings.warn("reglab.regularizers is deprecated; import the classes from reglab", DeprecationWarning, stacklevel=2)

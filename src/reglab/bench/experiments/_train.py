@@ -169,7 +169,7 @@ def build_output_arm(arm: dict | None, *, num_samples: int, num_classes: int, to
     import inspect
 
     from reglab.bench.tasks import build_arm
-    from reglab.registry import get
+    from reglab.core.registry import get
 
     accepted = inspect.signature(get(arm["name"]).__init__).parameters
     sizes = {"num_samples": num_samples, "num_classes": num_classes, "total_epochs": total_epochs}

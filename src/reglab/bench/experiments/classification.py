@@ -26,7 +26,7 @@ def sizes_for(arm: dict | None, **sizes: int) -> dict[str, int]:
         return {}
     import inspect
 
-    from reglab.registry import get
+    from reglab.core.registry import get
 
     params = inspect.signature(get(arm["name"]).__init__).parameters
     return {k: v for k, v in sizes.items() if k in params and k not in arm}

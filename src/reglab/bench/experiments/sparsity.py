@@ -6,7 +6,7 @@ trained on the clean digits training split. The arm, a weight regularizer,
 is bound with ``reglab.attach`` to the convolution weights: in proximal mode
 when it has a proximal operator (group lasso: exact zero filters,
 Scardapane et al. 2017), as a loss penalty otherwise. The proximal step uses
-the nominal learning rate, as ``reglab.prox`` does for Adam.
+the nominal learning rate, as ``regs.step`` (``reglab.core.attach``) does for Adam.
 
 Metrics: ``test_accuracy``; ``zero_filter_fraction`` (share of conv filters
 with exactly zero weights); ``pruned50_accuracy`` (test accuracy after

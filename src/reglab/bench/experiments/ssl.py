@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reglab import functional as RF
 from reglab.bench.data import augment_digits, digits
 from reglab.bench.tasks import TaskResult, build_arm, task
 

@@ -1,0 +1,249 @@
+"""The :class:`Regularizer` module and its :class:`Binding` to a model.
+
+A regularizer is an ``nn.Module`` around its method's pure function (the
+class attribute ``function``, the only statement of the formula):
+
+* ``reg.penalty(*inputs)`` is the unweighted penalty: ``function(*inputs,
+  **hyperparameters)``;
+* ``reg(*inputs)`` is ``weight * penalty``, with ``weight`` a float or a
+  schedule evaluated at the regularizer's step counter;
+* ``reg.components(*inputs)`` is a NamedTuple of the unweighted named terms
+  (the method's ``terms`` function where the paper weighs several terms);
+* ``reg.on(...)`` binds it to a model's parameters or activations (a
+  :class:`Binding`; pass it to :func:`reglab.attach`).
+
+Classes without state define no ``__init__``: theirs is derived from the
+function's signature (:mod:`reglab.core.config`), so each default is written
+once. Stateful methods (ELR, L2-SP, SRIP, ...) write their own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from reglab.core.config import Configurable
+from reglab.core.registry import Registered
+from reglab.core.schedules import as_schedule
+from reglab.core.selection import Selection
+
+__all__ = ["Penalty", "Regularizer", "WeightRegularizer", "RepresentationRegularizer", "FunctionModule", "Binding"]
+
+
+class Penalty(NamedTuple):
+    """Components of a single-term regularizer."""
+
+    penalty: torch.Tensor
+
+
+class Regularizer(Registered, Configurable, nn.Module):
+    """Base class of every penalty-form regularizer.
+
+    Class attributes carry the paper metadata the registry reports
+    (:class:`reglab.core.registry.Registered`), and ``num_inputs`` (tensors
+    per call: 2 for two-view losses such as VICReg), ``target`` (what ``.on``
+    may bind: ``"weights"``, ``"activations"`` or ``"any"``) and
+    ``default_weight``.
+    """
+
+    num_inputs: ClassVar[int] = 1
+    target: ClassVar[str] = "any"
+    default_weight: ClassVar[float] = 1.0
+
+    def __init__(self, weight: float | Callable[[int], float] = 1.0):
+        super().__init__()
+        self.weight = weight
+        self._schedule = as_schedule(weight)
+        self._step = 0
+
+    @classmethod
+    def leading_parameters(cls) -> list[inspect.Parameter]:
+        return [inspect.Parameter("weight", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=cls.default_weight)]
+
+    def _init_from_values(self, values: dict[str, Any]) -> None:
+        Regularizer.__init__(self, values.pop("weight"))
+        super()._init_from_values(values)
+
+    # ----------------------------------------------------------- the penalty
+    def penalty(self, *inputs: Any, **kwargs: Any) -> torch.Tensor:
+        """The unweighted penalty."""
+        cls = type(self)
+        if cls.function is not None:
+            return cls.function(*inputs, **self.function_kwargs(), **kwargs)
+        if cls.components is Regularizer.components:
+            raise NotImplementedError(f"{cls.__name__} implements neither penalty nor components")
+        return sum(self.components(*inputs, **kwargs))  # type: ignore[return-value]
+
+    def components(self, *inputs: Any, **kwargs: Any) -> NamedTuple:
+        """The unweighted named terms (a NamedTuple), for logging."""
+        cls = type(self)
+        if cls.terms is not None:
+            return cls.terms(*inputs, **self.terms_kwargs(), **kwargs)
+        if cls.function is None and cls.penalty is Regularizer.penalty:
+            raise NotImplementedError(f"{cls.__name__} implements neither penalty nor components")
+        return Penalty(self.penalty(*inputs, **kwargs))
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> torch.Tensor:
+        return self.current_weight * self.penalty(*inputs, **kwargs)
+
+    # ------------------------------------------------------------- schedule
+    @property
+    def current_weight(self) -> float:
+        """The coefficient at the current step."""
+        return float(self._schedule(self._step))
+
+    @property
+    def step_count(self) -> int:
+        return self._step
+
+    def step(self) -> None:
+        """Advance the schedule by one step (``regs.step`` calls this)."""
+        self._step += 1
+
+    # A Python int, kept in state_dict as extra state: reading it never syncs a device.
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"step": self._step}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._step = int(state["step"])
+
+    # -------------------------------------------------------------- binding
+    def on(self, params: Any = None, **selection: Any) -> Binding:
+        """Bind to parameters or activations; pass the result to :func:`reglab.attach`.
+
+        Takes the fields of :class:`reglab.core.selection.Selection`:
+        ``params``, ``modules``, ``where``, ``activations``, ``select``,
+        ``mode``, ``scope``, ``exclude``, ``name``, ``max_captures``.
+        """
+        return Binding(self, params=params, **selection)
+
+    def extra_repr(self) -> str:
+        cfg = self.get_config()
+        cfg.pop("name", None)
+        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+
+class WeightRegularizer(Regularizer):
+    """A penalty on parameter tensors.
+
+    ``function`` takes one tensor or a sequence of tensors (the sum of the
+    per-tensor penalties, computed fused): that is what ``reg(w)``,
+    ``reg([w1, w2])`` and :func:`reglab.attach` call. ``global_function``
+    treats the tensors as one group (global scope), only where the method
+    distinguishes the two. Regularizers with a proximal operator implement
+    ``prox_(w, step_size)``.
+    """
+
+    kind: ClassVar[str] = "weight"
+    target: ClassVar[str] = "weights"
+    global_function: ClassVar[Any] = None
+
+    def penalty_global(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        cls = type(self)
+        if cls.global_function is None:
+            raise NotImplementedError(
+                f"{cls.__name__} has no global scope distinct from local; use scope='local'"
+            )
+        return cls.global_function(list(tensors), **self.function_kwargs())
+
+    @property
+    def has_global_scope(self) -> bool:
+        return type(self).global_function is not None
+
+    @property
+    def has_prox(self) -> bool:
+        return type(self).prox_ is not WeightRegularizer.prox_
+
+    def prox_(self, w: torch.Tensor, step_size: float) -> None:
+        """In place: ``w <- prox_{step_size * penalty}(w)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no proximal operator")
+
+    def forward(self, w: torch.Tensor | Iterable[torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
+        return self.current_weight * self.penalty(w if isinstance(w, torch.Tensor) else list(w), *args, **kwargs)
+
+
+class RepresentationRegularizer(Regularizer):
+    """A penalty on a batch of embeddings or activations; bind it with ``.on(activations=...)``."""
+
+    kind: ClassVar[str] = "representation"
+    target: ClassVar[str] = "activations"
+
+
+class FunctionModule(Registered, Configurable, nn.Module):
+    """A module around a method's pure function, for the non-penalty forms
+    (target and input transforms, output modules): ``forward(*inputs)`` is
+    ``function(*inputs, **hyperparameters)``; names in ``call_args`` (such
+    as ``training`` or ``generator``) are supplied per call. Like
+    :class:`Regularizer`, it needs no ``__init__`` of its own."""
+
+    form: ClassVar[str] = "module"
+
+    def _init_from_values(self, values: dict[str, Any]) -> None:
+        nn.Module.__init__(self)
+        super()._init_from_values(values)
+
+    def forward(self, *inputs: Any, **call: Any) -> Any:
+        return type(self).function(*inputs, **self.function_kwargs(), **call)
+
+    def extra_repr(self) -> str:
+        cfg = self.get_config()
+        cfg.pop("name", None)
+        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+
+class Binding:
+    """A regularizer plus the :class:`Selection` it applies to; built by ``Regularizer.on``.
+
+    Passing a bare regularizer to :func:`reglab.attach` is the same as
+    ``reg.on()``: every weight parameter except the default exclusions, or,
+    for an activation regularizer, an error asking where to bind it. Checks
+    here that the regularizer can take the selection.
+    """
+
+    def __init__(self, regularizer: Regularizer, selection: Selection | None = None, **fields: Any):
+        if not isinstance(regularizer, Regularizer):
+            raise TypeError(f"attach() takes reglab regularizers or bindings, got {regularizer!r}")
+        who = type(regularizer).__name__
+        if selection is None:
+            try:
+                selection = Selection(**fields)
+            except (TypeError, ValueError) as e:
+                msg = str(e)
+                raise type(e)(f"{who}{msg}" if msg.startswith(".on") else f"{who}.on: {msg}") from None
+        elif fields:
+            raise TypeError("Binding takes a Selection or its fields as keywords, not both")
+        s = selection
+        if not s.on_activations and regularizer.target == "activations":
+            raise ValueError(f"{who} regularizes activations: bind it with .on(activations='module.name')")
+        if s.on_activations and regularizer.target == "weights":
+            raise ValueError(f"{who} regularizes weights and cannot be bound to activations")
+        if not s.on_activations and not isinstance(regularizer, WeightRegularizer):
+            raise ValueError(f"{who} is not a weight regularizer; bind it with .on(activations=...)")
+        if s.mode == "prox" and not regularizer.has_prox:  # type: ignore[union-attr]
+            raise ValueError(f"{who} has no proximal operator; use mode='penalty'")
+        if s.scope == "global" and not s.on_activations and not regularizer.has_global_scope:  # type: ignore[union-attr]
+            raise ValueError(f"{who} has no global scope distinct from local; use scope='local'")
+        self.regularizer = regularizer
+        self.selection = s
+        self.name = s.name or regularizer.name or type(regularizer).__name__.lower()
+        self.max_captures = s.max_captures or 4 * regularizer.num_inputs
+
+    def __getattr__(self, key: str) -> Any:
+        # mode, scope, activations, select, params, ... read through to the selection
+        selection = self.__dict__.get("selection")
+        if selection is None or key.startswith("__"):
+            raise AttributeError(key)
+        return getattr(selection, key)
+
+    def select_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        """The (name, parameter) pairs this binding applies to, in model order."""
+        return self.selection.parameters(model)
+
+    def __repr__(self) -> str:
+        s = self.selection
+        target = f"activations={list(s.activations)}" if s.on_activations else f"params={s.params!r}"
+        return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope})"

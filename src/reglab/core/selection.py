@@ -1,0 +1,179 @@
+"""Which parameters or activations a regularizer applies to: one typed spec, :class:`Selection`.
+
+Selection is orthogonal to the regularizer (as optax's masks). ``reg.on(...)``
+takes exactly the fields of :class:`Selection`.
+
+**Parameter selectors** (all given ones must match):
+
+* ``params``: a glob on the full parameter name (``"encoder.*.weight"``,
+  :func:`fnmatch` rules), a compiled ``re.Pattern`` (searched), or a list of
+  either (any may match);
+* ``modules``: a module type or tuple of types that directly owns the
+  parameter;
+* ``where``: ``callable(name, param, module) -> bool``.
+
+**Default exclusion** (``exclude="default"``): parameters named ``bias``
+and every parameter of normalization layers (BatchNorm, LayerNorm,
+GroupNorm, InstanceNorm, LocalResponseNorm, RMSNorm) and embedding layers
+(Embedding, EmbeddingBag) are never selected. This applies on top of the
+selectors; pass ``exclude=None`` to select them anyway, or a callable
+``(name, param, module) -> bool`` to exclude your own.
+
+**Activations**: ``activations="encoder.layer3"`` (or a list of module
+paths) captures that submodule's output with a forward hook while it is in
+training mode with autograd on; ``select=`` picks a tensor from tuple/dict
+outputs (an index, a key, or a callable).
+
+**Mode**: ``"penalty"`` adds the penalty to the loss; ``"prox"`` leaves the
+loss alone and ``regs.step(opt)`` applies the proximal operator after the
+optimizer step. **Scope**: ``"local"`` applies the penalty to each selected
+tensor and sums; ``"global"`` treats the selected tensors as one group.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Selection", "default_exclude", "EXCLUDED_MODULE_TYPES"]
+
+
+def _norm_types() -> tuple[type, ...]:
+    names = [
+        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm",
+        "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
+        "LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm",
+        "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+    ]  # fmt: skip
+    return tuple(getattr(nn, n) for n in names if hasattr(nn, n))
+
+
+#: Module types whose parameters the default selection leaves out.
+EXCLUDED_MODULE_TYPES: tuple[type, ...] = _norm_types() + (nn.Embedding, nn.EmbeddingBag)
+
+ParamPredicate = Callable[[str, nn.Parameter, nn.Module], bool]
+
+
+def default_exclude(name: str, param: nn.Parameter, module: nn.Module) -> bool:
+    """True for biases and normalization/embedding parameters."""
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf == "bias" or isinstance(module, EXCLUDED_MODULE_TYPES)
+
+
+def _name_matcher(spec: Any) -> Callable[[str], bool]:
+    specs = [spec] if isinstance(spec, (str, re.Pattern)) else list(spec)
+    matchers: list[Callable[[str], bool]] = []
+    for s in specs:
+        if isinstance(s, re.Pattern):
+            matchers.append(lambda n, s=s: s.search(n) is not None)
+        elif isinstance(s, str):
+            matchers.append(lambda n, s=s: fnmatch.fnmatchcase(n, s))
+        else:
+            raise TypeError(f"params= takes globs (str) or re.Pattern objects, got {s!r}")
+    return lambda n: any(m(n) for m in matchers)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a regularizer applies to and how; the keywords of ``reg.on(...)``.
+
+    Type errors are raised here, at construction; whether a regularizer can
+    take a selection (activations vs weights, prox, global scope) is checked
+    by :class:`reglab.Binding`.
+    """
+
+    params: str | re.Pattern | Sequence[str | re.Pattern] | None = None
+    modules: type | tuple[type, ...] | None = None
+    where: ParamPredicate | None = None
+    activations: str | Sequence[str] | None = None
+    select: Any = None
+    mode: str = "penalty"
+    scope: str = "local"
+    exclude: ParamPredicate | str | None = "default"
+    name: str | None = None
+    max_captures: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("penalty", "prox"):
+            raise ValueError(f".on: mode must be 'penalty' or 'prox', got {self.mode!r}")
+        if self.scope not in ("local", "global"):
+            raise ValueError(f".on: scope must be 'local' or 'global', got {self.scope!r}")
+        if self.activations is not None and self.on_params:
+            raise ValueError(".on: bind to activations or to parameters, not both")
+        if self.activations is not None and self.mode == "prox":
+            raise ValueError(".on: mode='prox' applies to parameters, not activations")
+        if self.mode == "prox" and self.scope == "global":
+            raise ValueError(".on: mode='prox' is applied per tensor; use scope='local'")
+        mods = self.modules
+        if mods is not None and not (
+            isinstance(mods, type) or (isinstance(mods, tuple) and all(isinstance(m, type) for m in mods))
+        ):
+            raise TypeError(f".on: modules= takes a module type or a tuple of types, got {mods!r}")
+        if self.where is not None and not callable(self.where):
+            raise TypeError(".on: where= takes a callable(name, param, module) -> bool")
+        if self.exclude != "default" and self.exclude is not None and not callable(self.exclude):
+            raise TypeError(".on: exclude= takes 'default', None or a callable")
+        if isinstance(self.activations, str):
+            object.__setattr__(self, "activations", (self.activations,))
+        elif self.activations is not None:
+            object.__setattr__(self, "activations", tuple(self.activations))
+        match = _name_matcher(self.params) if self.params is not None else None
+        object.__setattr__(self, "_match_name", match)
+
+    @property
+    def on_params(self) -> bool:
+        """True when a parameter selector (params, modules or where) is given."""
+        return self.params is not None or self.modules is not None or self.where is not None
+
+    @property
+    def on_activations(self) -> bool:
+        return self.activations is not None
+
+    @property
+    def exclude_fn(self) -> ParamPredicate | None:
+        return default_exclude if self.exclude == "default" else self.exclude  # type: ignore[return-value]
+
+    def parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        """The (name, parameter) pairs selected in ``model``, in model order, each once."""
+        exclude = self.exclude_fn
+        chosen = []
+        for mod_name, module in model.named_modules():
+            for leaf, p in module.named_parameters(recurse=False):
+                full = f"{mod_name}.{leaf}" if mod_name else leaf
+                if exclude is not None and exclude(full, p, module):
+                    continue
+                if self._match_name is not None and not self._match_name(full):  # type: ignore[attr-defined]
+                    continue
+                if self.modules is not None and not isinstance(module, self.modules):
+                    continue
+                if self.where is not None and not self.where(full, p, module):
+                    continue
+                chosen.append((full, p))
+        # A parameter shared by two modules is regularized once.
+        seen: set[int] = set()
+        return [(n, p) for n, p in chosen if not (id(p) in seen or seen.add(id(p)))]
+
+
+def pick_tensor(output: Any, select: Any, where: str, who: str) -> torch.Tensor:
+    """The tensor ``select`` picks from a module's ``output`` (for activation hooks)."""
+    if select is None:
+        value = output
+    elif callable(select):
+        value = select(output)
+    else:
+        try:
+            value = output[select]
+        except (KeyError, IndexError, TypeError) as e:
+            raise ValueError(f"{who}: select={select!r} failed on the output of {where!r}: {e}") from None
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{who}: module {where!r} returned {type(value).__name__}, not a tensor; "
+            f"pass select= (an index, a key, or a callable) to pick the tensor to regularize"
+        )
+    return value

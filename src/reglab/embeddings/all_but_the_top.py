@@ -1,0 +1,63 @@
+"""All-but-the-top (Mu & Viswanath 2018, ICLR): remove the mean and the top D principal directions.
+
+Algorithm 1: μ = mean(X); x̃ = x − μ; u_1..u_D = the top D principal
+components of the centered data; x' = x̃ − Σ_{i≤D} (u_iᵀ x̃) u_i. The
+output keeps the input dimension. Default D = max(1, round(d/100)), the
+paper's rule of thumb (§3, "D ≈ d/100").
+"""
+
+from __future__ import annotations
+
+from reglab.core import Paper, RegularizerInputError, register
+from reglab.embeddings.base import EmbeddingTransform
+from reglab.ops import eigh_descending, weighted_moments
+
+__all__ = ["AllButTheTop"]
+
+PAPER = Paper(
+    "All-but-the-Top: Simple and Effective Postprocessing for Word Representations", "Mu, Viswanath", 2018,
+    arxiv="1702.01417", venue="ICLR")
+
+
+@register
+class AllButTheTop(EmbeddingTransform):
+    """All-but-the-top: remove the mean and the top D principal directions.
+
+    Mu & Viswanath (2018), Algorithm 1: μ = mean(X); x̃ = x − μ; u_1..u_D =
+    the top D principal components of the centered data;
+    x' = x̃ − Σ_{i≤D} (u_iᵀ x̃) u_i. The output keeps the input dimension
+    (the D directions are projected out, not dropped from the basis).
+    Default D = max(1, round(d/100)), the paper's rule of thumb (§3, "D ≈
+    d/100"); pass ``n_components`` to fix it.
+    """
+
+    name = "all_but_the_top"
+    paper = PAPER
+    formula = "x' = (x − μ) − Σ_{i≤D} u_i u_iᵀ (x − μ),  u_i = top-D PCs,  D ≈ d/100"
+    _state_keys = ("mean", "components")
+
+    def __init__(self, n_components: int | None = None):
+        if n_components is not None and (
+            not isinstance(n_components, int) or isinstance(n_components, bool) or n_components < 0
+        ):
+            raise RegularizerInputError(
+                f"AllButTheTop expects n_components to be a non-negative int or None, got {n_components!r}"
+            )
+        self.n_components = n_components
+
+    def _fit(self, x64, **fit_params):
+        super()._fit(x64, **fit_params)
+        n, d = x64.shape
+        D = self.n_components if self.n_components is not None else max(1, round(d / 100))
+        if D >= d:
+            raise RegularizerInputError(
+                f"AllButTheTop cannot remove {D} directions from {d}-dimensional embeddings"
+            )
+        mu, cov = weighted_moments(x64, None)
+        _, evecs = eigh_descending(cov)
+        return {"mean": mu, "components": evecs[:, :D].T.contiguous()}
+
+    def _transform(self, x64):
+        xc = x64 - self._state["mean"]
+        u = self._state["components"]
+        return xc - (xc @ u.T) @ u

@@ -1,0 +1,115 @@
+"""Whitening (BERT-whitening, Su et al. 2021; WhiteningBERT, Huang et al. 2021).
+
+Fit μ = mean(X) and Σ = Cov(X) = UΛUᵀ (population covariance, float64, see
+:mod:`reglab.embeddings.base`), then
+
+* PCA whitening (Su et al. 2021 §2): x̃ = (x − μ) U Λ^{-1/2}, optionally
+  keeping only the top-k columns (their dimensionality reduction,
+  BERT-whitening-256 for 768-d BERT);
+* ZCA whitening: x̃ = (x − μ) U Λ^{-1/2} Uᵀ, the whitening closest to the
+  identity.
+
+``eps`` adds ε to every eigenvalue (Λ + εI) and ``shrinkage`` α blends Σ
+toward a scaled identity, (1−α)Σ + α·tr(Σ)/d·I; with both at 0 (the default)
+the whitened fitted data have exactly identity covariance. Official code:
+https://github.com/bojone/BERT-whitening.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from reglab.core import Paper, RegularizerInputError, register
+from reglab.embeddings.base import EmbeddingTransform
+from reglab.ops import check_choice, check_positive, check_probability, eigh_descending, weighted_moments
+
+__all__ = ["Whitening"]
+
+PAPER = Paper(
+    "Whitening Sentence Representations for Better Semantics and Faster Retrieval", "Su, Cao, Liu, Ou", 2021,
+    arxiv="2103.15316", code="https://github.com/bojone/BERT-whitening")
+
+
+@register
+class Whitening(EmbeddingTransform):
+    """Whitening (WhiteningBERT / BERT-whitening): decorrelate and equalize variances.
+
+    Fit μ = mean(X) and Σ = Cov(X) = UΛUᵀ (population covariance, float64).
+
+    * ``mode="pca"`` (BERT-whitening, Su et al. 2021 §2; WhiteningBERT,
+      Huang et al. 2021): x̃ = (x − μ) U Λ^{-1/2}. With ``k`` only the first
+      k columns are kept (the top-k variance directions), Su et al.'s
+      dimensionality reduction (BERT-whitening-256 for 768-d BERT).
+    * ``mode="zca"``: x̃ = (x − μ) U Λ^{-1/2} Uᵀ, the whitening closest to
+      the identity (symmetric matrix); with ``k`` it whitens inside the top-k
+      subspace and drops the rest, keeping the input dimension.
+
+    ``eps`` is added to every eigenvalue (Λ + εI) and ``shrinkage`` α blends
+    Σ toward a scaled identity, (1−α)Σ + α·tr(Σ)/d·I; both default to 0, so
+    the whitened fitted data have exactly identity covariance. A full
+    whitening needs a covariance of full rank: with n ≤ d samples (or
+    collinear dimensions) ``fit`` refuses and says to set ``k`` or
+    ``shrinkage``/``eps``.
+    """
+
+    name = "whitening"
+    paper = PAPER
+    formula = "x̃ = (x − μ) U Λ^{-1/2} [:, :k]  (PCA);  (x − μ) U Λ^{-1/2} Uᵀ  (ZCA)"
+    _state_keys = ("mean", "matrix", "eigenvalues")
+    # Eigenvalues below this fraction of the largest count as zero (float64 round-off).
+    _rank_tol: ClassVar[float] = 1e-10
+
+    def __init__(self, mode: str = "pca", k: int | None = None, eps: float = 0.0, shrinkage: float = 0.0):
+        who = type(self).__name__
+        check_choice(who, "mode", mode, ("pca", "zca"))
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise RegularizerInputError(f"{who} expects k to be a positive int or None, got {k!r}")
+        check_positive(who, "eps", eps, allow_zero=True)
+        check_probability(who, "shrinkage", shrinkage, inclusive_one=True)
+        self.mode = mode
+        self.k = k
+        self.eps = eps
+        self.shrinkage = shrinkage
+
+    def _weights_for_fit(self, x64: torch.Tensor, **fit_params: Any) -> torch.Tensor | None:
+        super()._fit(x64, **fit_params)  # rejects unknown arguments
+        return None
+
+    def _fit(self, x64, **fit_params):
+        p = self._weights_for_fit(x64, **fit_params)
+        n, d = x64.shape
+        if self.k is not None and self.k > d:
+            raise RegularizerInputError(
+                f"{self._who} cannot keep k={self.k} dimensions of {d}-dimensional embeddings"
+            )
+        mu, cov = weighted_moments(x64, p)
+        if self.shrinkage:
+            target = torch.eye(d, dtype=cov.dtype) * (torch.trace(cov) / d)
+            cov = (1.0 - self.shrinkage) * cov + self.shrinkage * target
+        evals, evecs = eigh_descending(cov)
+        keep = self.k or d
+        regularized = self.eps > 0 or self.shrinkage > 0
+        if not regularized:
+            if n <= keep:
+                raise RegularizerInputError(
+                    f"{self._who} needs more samples than kept dimensions: got {n} samples of "
+                    f"dimension {d} for {keep} whitened dimensions (the covariance has rank ≤ {n - 1}); "
+                    f"keep fewer dimensions (k ≤ {max(n - 1, 1)}), or pass shrinkage>0 or eps>0"
+                )
+            small = evals[:keep] <= self._rank_tol * evals[0].clamp_min(torch.finfo(evals.dtype).tiny)
+            if small.any():
+                rank = int((~small).sum())
+                raise RegularizerInputError(
+                    f"{self._who}: the covariance of the {n} fitted embeddings has only {rank} "
+                    f"non-negligible eigenvalues of {keep} to whiten (collinear or constant dimensions); "
+                    f"keep k ≤ {max(rank, 1)} dimensions, or pass shrinkage>0 or eps>0"
+                )
+        scale = (evals[:keep] + self.eps).clamp_min(torch.finfo(evals.dtype).tiny).rsqrt()
+        u = evecs[:, :keep]
+        matrix = u * scale if self.mode == "pca" else (u * scale) @ u.T
+        return {"mean": mu, "matrix": matrix, "eigenvalues": evals}
+
+    def _transform(self, x64):
+        return (x64 - self._state["mean"]) @ self._state["matrix"]

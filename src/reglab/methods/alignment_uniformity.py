@@ -1,0 +1,94 @@
+"""Alignment and uniformity on the hypersphere (Wang & Isola, ICML 2020).
+
+* Alignment of positive pairs: E‖f(x) − f(y)‖₂^α, α = 2.
+* Uniformity: log E_{i<j} exp(−t‖f(x_i) − f(x_j)‖²), t = 2, over the
+  n(n−1)/2 distinct pairs.
+
+Defaults from the paper's §4 and ``align_loss`` / ``uniform_loss`` in
+ssnl/align_uniform. The paper's features are L2-normalized; ``normalize=True``
+does that here (the official functions expect normalized inputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from reglab.core import Paper, RepresentationRegularizer, register
+from reglab.ops import (
+    check_same_shape, hyperparameters, no_autocast, normalize_rows, pairwise_sq_dists, positive,
+    prepare_batch,
+)
+
+PAPER = Paper(
+    "Understanding Contrastive Representation Learning through Alignment and Uniformity on the Hypersphere",
+    "Wang, Isola", 2020, arxiv="2005.10242", venue="ICML", code="https://github.com/ssnl/align_uniform")
+
+
+@hyperparameters("Alignment", alpha=positive)
+def alignment(z1: torch.Tensor, z2: torch.Tensor, *, alpha: float = 2.0, normalize: bool = True) -> torch.Tensor:
+    """Wang & Isola (2020) alignment ``E‖f(x) − f(y)‖₂^α`` over positive pairs.
+
+    Per-pair, so a mean over ranks needs no gather (DDP's averaging of equal
+    local batch sizes gives the global mean).
+    """
+    who = "Alignment"
+    check_same_shape(who, z1, z2)
+    z1 = prepare_batch(who, z1, arg="first view", min_batch=1, gather=False)
+    z2 = prepare_batch(who, z2, arg="second view", min_batch=1, gather=False)
+    with no_autocast(z1):
+        if normalize:
+            z1, z2 = normalize_rows(z1), normalize_rows(z2)
+        return (z1 - z2).norm(dim=1).pow(alpha).mean()
+
+
+@hyperparameters("Uniformity", t=positive)
+def uniformity(z: torch.Tensor, *, t: float = 2.0, normalize: bool = True, gather: bool = True) -> torch.Tensor:
+    """Wang & Isola (2020) uniformity ``log E_{i<j} exp(−t‖z_i − z_j‖²)``."""
+    z = prepare_batch("Uniformity", z, gather=gather)
+    with no_autocast(z):
+        if normalize:
+            z = normalize_rows(z)
+        n = z.shape[0]
+        d2 = pairwise_sq_dists(z)
+        iu = torch.triu_indices(n, n, offset=1, device=z.device)
+        vals = -t * d2[iu[0], iu[1]]
+        return torch.logsumexp(vals, dim=0) - math.log(vals.numel())
+
+
+@register
+class Alignment(RepresentationRegularizer):
+    """Alignment of positive pairs: L = E‖f(x) − f(y)‖₂^α on the unit sphere.
+
+    α = 2 (the paper's default, §4 and ``align_loss`` in ssnl/align_uniform).
+    The paper's features are L2-normalized; ``normalize=True`` does that here
+    (the official function expects normalized inputs). A mean over pairs, so
+    DDP's gradient averaging already gives the global value: no gather.
+
+    Wang & Isola (2020), ICML, arXiv:2005.10242.
+    """
+
+    name = "alignment"
+    paper = PAPER
+    formula = "E_{(x,y)~pos} ‖f(x) − f(y)‖₂^α"
+    num_inputs = 2
+    function = alignment
+
+
+@register
+class Uniformity(RepresentationRegularizer):
+    """Uniformity on the hypersphere: L = log E_{i<j} exp(−t‖f(x_i) − f(x_j)‖²).
+
+    t = 2 (paper §4 and ``uniform_loss`` in ssnl/align_uniform, which averages
+    over the n(n−1)/2 distinct pairs from ``torch.pdist``). Inputs are
+    L2-normalized first (``normalize=True``); ``gather=True`` uses all pairs of
+    the global batch under DDP.
+
+    Wang & Isola (2020), ICML, arXiv:2005.10242.
+    """
+
+    name = "uniformity"
+    paper = PAPER
+    formula = "log E_{i<j} exp(−t‖z_i − z_j‖²)"
+    function = uniformity

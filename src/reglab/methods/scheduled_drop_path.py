@@ -1,0 +1,54 @@
+"""ScheduledDropPath (Zoph, Vasudevan, Shlens & Le, CVPR 2018, Sec. 3): drop path whose rate ramps linearly.
+
+p_t = p_final·t/T for training step t of T, then p_final; per sample, as in
+:mod:`reglab.methods.drop_path`. The paper does not give one final rate for
+all models; 0.3 is the catalog's digits setting, not a paper constant.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from reglab.core import LinearRamp, Paper, register
+from reglab.methods.drop_path import DropPath
+from reglab.ops import check_int
+
+PAPER = Paper(
+    "Learning Transferable Architectures for Scalable Image Recognition", "Zoph, Vasudevan, Shlens, Le", 2018,
+    arxiv="1707.07012", venue="CVPR")
+
+
+@register
+class ScheduledDropPath(DropPath):
+    """ScheduledDropPath: drop path whose rate ramps linearly over training.
+
+    NASNet (Zoph et al., 2018, Sec. 3): ``p_t = p_final · t / T`` for
+    training step ``t`` of ``total_steps`` T, then ``p_final``. The rate is a
+    :class:`reglab.schedules.LinearRamp` evaluated at a step counter kept in
+    a buffer (in ``state_dict``, so a resumed run continues the ramp); call
+    ``sdp.step()`` once per optimizer step. Per sample, survivors rescaled
+    by ``1/(1 − p_t)`` when ``scale_by_keep`` (see :class:`DropPath`). The
+    paper does not give one final rate for all models; 0.3 here is the
+    catalog's digits setting, not a paper constant.
+    """
+
+    name = "scheduled_drop_path"
+    paper = PAPER
+    formula = "p_t = p_final · min(t, T) / T;  y_i = x_i · b_i / (1 − p_t)"
+    example_args: ClassVar[dict] = {"total_steps": 100}
+
+    def __init__(self, total_steps: int, p_final: float = 0.3, scale_by_keep: bool = True):
+        super().__init__(p=p_final, scale_by_keep=scale_by_keep)
+        self.total_steps = check_int("ScheduledDropPath", "total_steps", total_steps, 1)
+        self.p_final = self.p
+        self.schedule = LinearRamp(0.0, self.p_final, self.total_steps)
+        self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
+
+    @property
+    def rate(self) -> float:
+        return self.schedule(int(self.step_count))
+
+    def step(self) -> None:
+        self.step_count.add_(1)

@@ -1,0 +1,97 @@
+"""Group views of a weight for the group-sparsity penalties (group lasso, sparse group lasso)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from reglab.core.errors import RegularizerInputError
+from reglab.ops.batching import stack_by_shape, sum_terms
+from reglab.ops.prox import group_soft_threshold
+
+__all__ = ["GROUPINGS", "grouping", "group_rows", "check_group_map", "group_map_norms", "group_norm_sum", "group_prox_"]
+
+#: Named groupings: output units/filters, or input units/channels.
+GROUPINGS = ("out", "in")
+
+
+def grouping(who: str, name: str, value: object) -> object:
+    """Constraint: a named grouping (``"out"``, ``"in"``) or a tensor of group ids."""
+    if not isinstance(value, torch.Tensor) and value not in GROUPINGS:
+        raise RegularizerInputError(
+            f"{who} expects {name} to be one of {list(GROUPINGS)} or an integer tensor of group ids, got {value!r}"
+        )
+    return value
+
+
+def group_rows(who: str, w: torch.Tensor, groups: str) -> torch.Tensor:
+    """The weight as a matrix with one group per row.
+
+    ``"out"``: rows of the flattened weight (output units / filters; each
+    element of a 1-D tensor is its own group). ``"in"``: input units /
+    channels, i.e. dim 1 with every other dim flattened into the group.
+    """
+    if groups == "out":
+        return w.reshape(w.shape[0], -1) if w.ndim != 1 else w.reshape(-1, 1)
+    if w.ndim < 2:
+        raise RegularizerInputError(
+            f"{who} with groups='in' needs a weight with at least 2 dimensions, got shape {tuple(w.shape)}"
+        )
+    return w.transpose(0, 1).reshape(w.shape[1], -1)
+
+
+def check_group_map(who: str, w: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """An integer tensor of non-negative group ids with the weight's shape."""
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise RegularizerInputError(f"{who} expects an integer tensor of group ids, got dtype {ids.dtype}")
+    if ids.shape != w.shape:
+        raise RegularizerInputError(
+            f"{who} expects a group map with the weight's shape {tuple(w.shape)}, got {tuple(ids.shape)}"
+        )
+    if ids.numel() and int(ids.min()) < 0:
+        raise RegularizerInputError(f"{who} expects non-negative group ids, got a minimum of {int(ids.min())}")
+    return ids
+
+
+def group_map_norms(w: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-group L2 norms for a user map of group ids.
+
+    Returns ``(norms, sizes, inverse)``: one entry per distinct id (ids need
+    not be contiguous) and, per element, the index of its group.
+    """
+    _, inverse = torch.unique(ids.reshape(-1).to(w.device), return_inverse=True)
+    num = int(inverse.max()) + 1
+    sq = torch.zeros(num, dtype=w.dtype, device=w.device).index_add(0, inverse, w.reshape(-1).pow(2))
+    sizes = torch.bincount(inverse, minlength=num).to(w.dtype)
+    # sqrt with subgradient 0 at an all-zero group (plain sqrt would give NaN there).
+    pos = sq > 0
+    norms = torch.where(pos, torch.where(pos, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
+    return norms, sizes, inverse
+
+
+def group_norm_sum(who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor) -> torch.Tensor:
+    """Σ over tensors of Σ_g √p_g ‖w_g‖₂: one batched norm per distinct group-matrix shape,
+    or, for a map of group ids (one tensor only), the per-id norms."""
+    if isinstance(groups, torch.Tensor):
+        if len(tensors) != 1:
+            raise RegularizerInputError(f"{who} takes a map of group ids for one tensor, got {len(tensors)} tensors")
+        norms, sizes, _ = group_map_norms(tensors[0], check_group_map(who, tensors[0], groups))
+        return (sizes.sqrt() * norms).sum()
+    mats = [group_rows(who, w, groups) for w in tensors]
+    return sum_terms(
+        [math.sqrt(b.shape[-1]) * torch.linalg.vector_norm(b, dim=-1).sum() for b in stack_by_shape(mats)]
+    )
+
+
+def group_prox_(who: str, w: torch.Tensor, groups: str, threshold: float) -> None:
+    """In place: group soft thresholding of ``w`` at ``threshold·√p_g`` per group (named groupings)."""
+    if isinstance(groups, torch.Tensor):
+        raise RegularizerInputError(f"{who}: mode='prox' supports groups='out' or 'in', not a map of group ids")
+    rows = group_rows(who, w, groups)
+    shrunk = group_soft_threshold(rows, threshold * math.sqrt(rows.shape[1]))
+    if groups == "out":
+        w.copy_(shrunk.reshape(w.shape))
+    else:  # rows were (in, out·k…): undo the transpose
+        w.copy_(shrunk.reshape((w.shape[1], w.shape[0]) + tuple(w.shape[2:])).transpose(0, 1))
