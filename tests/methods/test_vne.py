@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import reglab
 from reglab import functional as RF
 
+from ._invariance import SCALES, SEEDS, assert_rotation_invariant, assert_scale_invariant
 from ._naive import unit
 
 
@@ -35,20 +35,13 @@ def test_vne_matches_reference(n, d):
     assert float(reglab.create("vne").penalty(z)) == pytest.approx(-ref_vne(z.tolist()), rel=1e-8)
 
 
-_small = st.integers(min_value=0, max_value=10_000)
-
-
 @settings(max_examples=15, deadline=None)
-@given(seed=_small, scale=st.floats(0.1, 10.0))
+@given(seed=SEEDS, scale=SCALES)
 def test_scale_invariance(seed, scale):
-    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    assert float(RF.vne(scale * z)) == pytest.approx(float(RF.vne(z)), rel=1e-7, abs=1e-9)
+    assert_scale_invariant(RF.vne, seed, scale)
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=_small)
+@given(seed=SEEDS)
 def test_rotation_invariance(seed):
-    g = torch.Generator().manual_seed(seed)
-    z1 = torch.randn(9, 4, generator=g, dtype=torch.float64)
-    q, _ = torch.linalg.qr(torch.randn(4, 4, generator=g, dtype=torch.float64))
-    assert float(RF.vne(z1 @ q)) == pytest.approx(float(RF.vne(z1)), rel=1e-8, abs=1e-10)
+    assert_rotation_invariant(RF.vne, seed)
