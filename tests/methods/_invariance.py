@@ -22,3 +22,9 @@ def assert_scale_invariant(fn, seed: int, scale: float) -> None:
     """``fn(s z) == fn(z)`` for a global scale s > 0."""
     z = torch.randn(8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     assert float(fn(scale * z)) == pytest.approx(float(fn(z)), rel=1e-7, abs=1e-9)
+
+
+def assert_homogeneous(fn, seed: int, scale: float, degree: int) -> None:
+    """``fn(s z) == s^degree · fn(z)`` for a global scale s > 0."""
+    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert float(fn(scale * z)) == pytest.approx(scale**degree * float(fn(z)), rel=1e-9)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from reglab import functional as RF
+
+from ._invariance import SCALES, SEEDS, assert_homogeneous
 
 
 def ref_flops(z):
@@ -24,7 +25,6 @@ def test_flops_matches_reference():
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=10_000), scale=st.floats(0.1, 10.0))
+@given(seed=SEEDS, scale=SCALES)
 def test_homogeneous_of_degree_two(seed, scale):
-    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    assert float(RF.flops(scale * z)) == pytest.approx(scale**2 * float(RF.flops(z)), rel=1e-9)
+    assert_homogeneous(RF.flops, seed, scale, degree=2)

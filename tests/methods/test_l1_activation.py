@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from reglab import functional as RF
+
+from ._invariance import SCALES, SEEDS, assert_homogeneous
 
 from ._naive import mean
 
@@ -25,7 +26,6 @@ def test_l1_activation_matches_reference():
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=10_000), scale=st.floats(0.1, 10.0))
+@given(seed=SEEDS, scale=SCALES)
 def test_homogeneous_of_degree_one(seed, scale):
-    z = torch.randn(8, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    assert float(RF.l1_activation(scale * z)) == pytest.approx(scale * float(RF.l1_activation(z)), rel=1e-9)
+    assert_homogeneous(RF.l1_activation, seed, scale, degree=1)

@@ -132,14 +132,10 @@ def _derived_init(cls: type) -> Any:
     """An ``__init__`` whose signature is ``leading_parameters()`` + the functions' hyperparameters."""
     params: dict[str, inspect.Parameter] = {}
     for fn in (cls.function, cls.terms):
-        if fn is None:
-            continue
-        for name, p in inspect.signature(fn).parameters.items():
-            if name in cls.call_args or name in params or p.default is inspect.Parameter.empty:
-                continue
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            params[name] = p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=p.annotation)
+        if fn is not None:
+            signature_of_fn = inspect.signature(fn).parameters
+            for name in hyperparameter_names(fn, cls.call_args):
+                params.setdefault(name, signature_of_fn[name].replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD))
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     signature = inspect.Signature([self_param, *cls.leading_parameters(), *params.values()])
     checks = [fn for fn in (cls.function, cls.terms) if hasattr(fn, "check_hyperparameters")]

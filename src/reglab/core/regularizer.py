@@ -34,6 +34,13 @@ from reglab.core.selection import Selection
 __all__ = ["Penalty", "Regularizer", "WeightRegularizer", "RepresentationRegularizer", "FunctionModule", "Binding"]
 
 
+def _config_repr(module: Configurable) -> str:
+    """``nn.Module.extra_repr`` of the configured modules: their config without the name."""
+    cfg = module.get_config()
+    cfg.pop("name", None)
+    return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+
 class Penalty(NamedTuple):
     """Components of a single-term regularizer."""
 
@@ -53,6 +60,7 @@ class Regularizer(Registered, Configurable, nn.Module):
     num_inputs: ClassVar[int] = 1
     target: ClassVar[str] = "any"
     default_weight: ClassVar[float] = 1.0
+    extra_repr = _config_repr
 
     def __init__(self, weight: float | Callable[[int], float] = 1.0):
         super().__init__()
@@ -121,11 +129,6 @@ class Regularizer(Registered, Configurable, nn.Module):
         """
         return Binding(self, params=params, **selection)
 
-    def extra_repr(self) -> str:
-        cfg = self.get_config()
-        cfg.pop("name", None)
-        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
-
 
 class WeightRegularizer(Regularizer):
     """A penalty on parameter tensors.
@@ -181,6 +184,7 @@ class FunctionModule(Registered, Configurable, nn.Module):
     :class:`Regularizer`, it needs no ``__init__`` of its own."""
 
     form: ClassVar[str] = "module"
+    extra_repr = _config_repr
 
     def _init_from_values(self, values: dict[str, Any]) -> None:
         nn.Module.__init__(self)
@@ -188,11 +192,6 @@ class FunctionModule(Registered, Configurable, nn.Module):
 
     def forward(self, *inputs: Any, **call: Any) -> Any:
         return type(self).function(*inputs, **self.function_kwargs(), **call)
-
-    def extra_repr(self) -> str:
-        cfg = self.get_config()
-        cfg.pop("name", None)
-        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
 
 
 class Binding:

@@ -24,7 +24,7 @@ from reglab.core.errors import RegularizerInputError
 __all__ = [
     "RegularizerInputError", "describe", "check_tensor", "check_positive", "check_probability", "check_choice",
     "check_int", "check_same_shape", "check_logits", "check_labels", "check_index", "check_num_classes", "check_table_size",
-    "positive", "non_negative", "probability", "unit_interval", "one_of", "integer", "optional", "hyperparameters",
+    "positive", "non_negative", "probability", "unit_interval", "one_of", "integer", "hyperparameters",
 ]  # fmt: skip
 
 
@@ -215,11 +215,6 @@ def one_of(*choices: object) -> Constraint:
 
 def integer(minimum: int) -> Constraint:
     return lambda who, name, value: check_int(who, name, value, minimum)
-
-
-def optional(constraint: Constraint) -> Constraint:
-    """``None`` or a value satisfying ``constraint``."""
-    return lambda who, name, value: value if value is None else constraint(who, name, value)
 
 
 def hyperparameters(who: str | None = None, /, **constraints: Constraint) -> Callable[[Callable], Callable]:
