@@ -22,3 +22,12 @@ def test_quickstart_runs_as_written():
     quickstart = blocks[0]
     assert len(quickstart.strip().splitlines()) <= 20
     subprocess.run([sys.executable, "-c", quickstart], check=True, timeout=120, cwd=README.parent)
+
+
+def test_readme_states_the_labs_verdict_rule_as_the_code_does():
+    from reglab.bench.verdict import RULE_LINES
+
+    text = README.read_text()
+    assert len(RULE_LINES) <= 5
+    for line in RULE_LINES:
+        assert line in text, f"README's verdict rule is stale: {line!r}"

@@ -8,14 +8,15 @@
 
 Layers import only downward: ``core`` (plumbing) ← ``ops`` (shared math) ←
 ``methods`` (one file per paper) ← ``embeddings`` / ``diagnostics``. The lab
-(``reglab.bench``) is never imported by the library.
+(``reglab.bench``) is never imported by the library; ``reglab.ab`` is the one
+door into it, opened only when called.
 """
 
 from reglab import functional, methods
 from reglab import distributed, schedules
 from reglab.core.attach import RegularizerSet, attach
 from reglab.core.errors import RegularizerInputError, UnknownRegularizerError
-from reglab.core.paper import Claim, Paper
+from reglab.core.paper import Baseline, Claim, Paper
 from reglab.core.registry import create, from_config, info, list_regularizers, register
 from reglab.core.regularizer import (
     Binding,
@@ -40,11 +41,19 @@ globals().update(_METHOD_CLASSES)
 __all__ = sorted(
     [
         *_METHOD_CLASSES,
-        "Binding", "Claim", "FunctionModule", "Paper", "Penalty", "Regularizer", "RegularizerInputError",
+        "Baseline", "Binding", "Claim", "FunctionModule", "Paper", "Penalty", "Regularizer", "RegularizerInputError",
         "RegularizerSet", "RepresentationRegularizer", "Selection", "UnknownRegularizerError",
         "WeightRegularizer", "attach", "create", "from_config", "info", "list_regularizers", "register",
-        "distributed", "embeddings", "functional", "schedules",
+        "ab", "distributed", "embeddings", "functional", "schedules",
     ]
 )  # fmt: skip
 
 __version__ = "0.1.0"
+
+
+def ab(train, arms, **kwargs):
+    """A/B test regularizers on your own ``train(arm, seed) -> dict``, paired over seeds,
+    with the lab's verdict engine: see :func:`reglab.bench.ab.ab` (the lab loads only now)."""
+    import importlib
+
+    return importlib.import_module("reglab.bench.ab").ab(train, arms, **kwargs)

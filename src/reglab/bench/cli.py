@@ -10,7 +10,34 @@ import warnings
 from typing import Any
 
 DEFAULT_OUT = "reglab-bench"
-DEFAULT_SEEDS, QUICK_SEEDS = 5, 2
+DEFAULT_SEEDS, QUICK_SEEDS = 10, 2
+
+
+def parse_seeds(text: str | None, offset: int, quick: bool) -> list[int]:
+    """``"10"`` → 10 seeds from ``offset``; ``"200:210"`` → seeds 200..209 (offset must be 0)."""
+    if text is None:
+        n = QUICK_SEEDS if quick else DEFAULT_SEEDS
+        return list(range(offset, offset + n))
+    if ":" in text:
+        lo_s, hi_s = text.split(":", 1)
+        try:
+            lo, hi = int(lo_s), int(hi_s)
+        except ValueError:
+            raise ValueError(f"--seeds takes N or START:STOP (integers), got {text!r}") from None
+        if offset:
+            raise ValueError("--seed-offset cannot be combined with --seeds START:STOP; put the offset in the range")
+        if lo < 0 or hi <= lo:
+            raise ValueError(f"--seeds START:STOP needs 0 <= START < STOP, got {text!r}")
+        return list(range(lo, hi))
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"--seeds takes N or START:STOP (integers), got {text!r}") from None
+    if n < 1:
+        raise ValueError(f"--seeds must be >= 1, got {n}")
+    if offset < 0:
+        raise ValueError(f"--seed-offset must be >= 0, got {offset}")
+    return list(range(offset, offset + n))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +51,106 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--quick", action="store_true", help="smoke version: tiny runs, 2 seeds (< 90 s)")
     b.add_argument("--only", metavar="NAME[,NAME]", help="only the claims of these registered names")
-    b.add_argument("--seeds", type=int, metavar="N", help=f"seeds per arm (default {DEFAULT_SEEDS}; {QUICK_SEEDS} with --quick)")
+    b.add_argument(
+        "--seeds", metavar="N|START:STOP",
+        help=f"N seeds from --seed-offset, or the range START..STOP-1 (default {DEFAULT_SEEDS}; {QUICK_SEEDS} with --quick)",
+    )  # fmt: skip
+    b.add_argument(
+        "--seed-offset", type=int, default=0, metavar="K",
+        help="first seed (default 0); use seeds nobody tuned on, e.g. --seeds 10 --seed-offset 200",
+    )  # fmt: skip
     b.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default ./{DEFAULT_OUT})")
-    b.add_argument("--jobs", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    b.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: the available cores)")
+    b.add_argument("--rerun", action="store_true", help="run everything again, even runs already in results.jsonl")
+    _backend_args(b)
     b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser(
+        "ab",
+        help="A/B test regularizers on your own train function, paired over seeds",
+        description="Call MODULE:FUNCTION(arm, seed) -> dict for every arm and seed (the module is imported "
+        "from the current directory), judge each arm against the baseline with the lab's verdict engine, "
+        "and write results.jsonl, report.md, report.html and plots to --out. From the command line, train "
+        "receives None or a config dict: build it with reglab.from_config(arm, **runtime_args).",
+    )
+    a.add_argument("train", metavar="MODULE:FUNCTION", help="your train(arm, seed) -> dict of metrics")
+    a.add_argument("--arm", action="append", required=True, metavar="NAME=SPEC",
+                   help='an arm: SPEC is none, a registry name, or JSON such as \'{"name": "elr", "weight": 3}\'')
+    a.add_argument("--baseline", metavar="NAME", help="the baseline arm (default: the one arm whose SPEC is none)")
+    a.add_argument("--metric", required=True, help="the metric train returns that decides")
+    a.add_argument("--lower-is-better", action="store_true", help="the metric is a loss or an error")
+    a.add_argument("--min-effect", type=float, required=True, metavar="D", help="smallest effect of interest, metric units")
+    a.add_argument("--non-inferiority", action="store_true", help="ask whether arms are at most D worse")
+    a.add_argument("--seeds", default="10", metavar="N|auto", help="seeds per arm, or auto (10, +5 until the CI < D; cap 50)")
+    a.add_argument("--seed-offset", type=int, default=0, metavar="K", help="first seed (default 0)")
+    a.add_argument("--out", default="reglab-ab", metavar="DIR", help="output directory (default ./reglab-ab)")
+    a.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1: in this process)")
+    a.add_argument("--rerun", action="store_true", help="run everything again, even runs already stored")
+    _backend_args(a)
+    a.set_defaults(func=cmd_ab)
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local worker processes, or one Ray task per run (pip install 'reglab[ray]')")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+
+
+def _import_train(ref: str):
+    """``module:function`` imported with the current directory on sys.path."""
+    import importlib
+
+    if ":" not in ref:
+        raise ValueError(f"train must be MODULE:FUNCTION, got {ref!r}")
+    mod_name, fn_name = ref.split(":", 1)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import {mod_name!r} from {os.getcwd()}: {e}") from None
+    fn = module
+    for part in fn_name.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+            raise ValueError(f"{mod_name!r} has no {fn_name!r} (callables: {public})")
+    return fn
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from reglab.bench.ab import ab, parse_arm_spec
+    from reglab.core.errors import UnknownRegularizerError
+
+    try:
+        train = _import_train(args.train)
+        arms = {}
+        for item in args.arm:
+            if "=" not in item:
+                raise ValueError(f"--arm takes NAME=SPEC, got {item!r}")
+            name, spec = item.split("=", 1)
+            if name in arms:
+                raise ValueError(f"--arm {name!r} is given twice")
+            arms[name.strip()] = parse_arm_spec(spec)
+        seeds = "auto" if args.seeds == "auto" else int(args.seeds)
+    except (ValueError, UnknownRegularizerError) as e:
+        return _err(str(e))
+    reason = _check_out(args.out)
+    if reason:
+        return _err(reason)
+    try:
+        result = ab(
+            train, arms, metric=args.metric, higher_is_better=not args.lower_is_better, min_effect=args.min_effect,
+            seeds=seeds, out=args.out, jobs=args.jobs, backend=args.backend, address=args.address,
+            baseline=args.baseline, kind="non-inferiority" if args.non_inferiority else "superiority",
+            seed_offset=args.seed_offset, rerun=args.rerun, progress=lambda m: print(m, flush=True),
+        )  # fmt: skip
+    except (ValueError, ImportError, TypeError) as e:
+        return _err(str(e))
+    md, html = result.report(args.out)
+    print(result)
+    print(f"report: {md}\n        {html}")
+    return 1 if result.errors else 0
 
 
 def _err(msg: str) -> int:
@@ -99,15 +222,17 @@ class _Progress:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from reglab.bench.report import write_report
-    from reglab.bench.runner import RESULTS_FILE, run_all
-    from reglab.bench.suite import collect_claims, evaluate, specs_for
+    from reglab.bench.runner import RESULTS_FILE, default_jobs, run_all
+    from reglab.bench.suite import check_claims, collect_claims, evaluate, specs_for
     from reglab.core.errors import UnknownRegularizerError
 
-    seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)
-    if seeds < 1:
-        return _err(f"--seeds must be ≥ 1, got {seeds}")
-    if args.jobs < 1:
-        return _err(f"--jobs must be ≥ 1, got {args.jobs}")
+    try:
+        seeds = parse_seeds(args.seeds, args.seed_offset, args.quick)
+    except ValueError as e:
+        return _err(str(e))
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        return _err(f"--jobs must be ≥ 1, got {jobs}")
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     try:
         refs = collect_claims(only)
@@ -115,6 +240,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _err(str(e))
     if not refs:
         return _err("no registered regularizer declares a lab claim")
+    problems = check_claims(refs)
+    if problems:
+        return _err("claims that cannot be tested as declared:\n  " + "\n  ".join(problems))
     reason = _check_out(args.out)
     if reason:
         return _err(reason)
@@ -122,9 +250,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     store = _load_store(os.path.join(args.out, RESULTS_FILE))
     specs = specs_for(refs, seeds, args.quick)
-    progress = _Progress(args.jobs)
+    progress = _Progress(jobs)
     try:
-        not_run = run_all(specs, store, jobs=args.jobs, on_start=progress.start, on_done=progress.done)
+        not_run = run_all(
+            specs, store, jobs=jobs, rerun=args.rerun, backend=args.backend, address=args.address,
+            on_start=progress.start, on_done=progress.done,
+        )  # fmt: skip
     finally:
         progress.close()
     outcomes = evaluate(refs, store.records, seeds, args.quick)
@@ -142,15 +273,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _print_verdicts(outcomes) -> None:
-    from reglab.bench.report import COLUMNS, verdict_rows
+    from reglab.bench.report import SUMMARY_COLUMNS, summary_rows
 
-    rows = verdict_rows(outcomes)
-    keep = (0, 3, 4, 5, 6, 8, 9)  # the full table, with the claim text, is in report.md
+    rows = summary_rows(outcomes)
+    keep = (0, 1, 6, 7, 8, 9)  # the statements and every statistic are in report.md
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(*(COLUMNS[i] for i in keep), title="reglab bench")
+        table = Table(*(SUMMARY_COLUMNS[i] for i in keep), title="reglab bench")
         for row in rows:
             table.add_row(*(row[i] for i in keep))
         Console().print(table)
@@ -160,20 +291,25 @@ def _print_verdicts(outcomes) -> None:
 
 
 def verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
-    """Last verdict per (name, claim index) from a results file (full runs preferred)."""
+    """Verdict per (name, claim index) from a results file, over every seed it holds
+    for this version of the code (full runs preferred over quick ones)."""
     if not path:
         return {}
-    from reglab.bench.suite import collect_claims, evaluate
+    from reglab.bench.suite import collect_claims, evaluate, holds_everywhere
 
     if not os.path.exists(path):
         print(f"reglab: warning: no results file {path!r}", file=sys.stderr)
         return {}
     store = _load_store(path)
+    refs = [r for r in collect_claims() if r.regularizer in names]
     out: dict[tuple[str, int], str] = {}
-    for name in names:
-        refs = [r for r in collect_claims() if r.regularizer == name]
-        for quick in (True, False):  # full runs override quick ones
-            for i, o in enumerate(evaluate(refs, store.records, None, quick)):
-                if o.result.n:
-                    out[(name, i)] = o.result.verdict + (" (quick)" if quick else "")
+    for quick in (True, False):  # full runs override quick ones
+        seeds = sorted({int(r["seed"]) for r in store.records.values() if bool(r.get("quick")) == quick})
+        if not seeds:
+            continue
+        outcomes = [o for o in evaluate(refs, store.records, seeds, quick) if o.comparisons[0].result.n]
+        for ref, _ in holds_everywhere(outcomes):
+            mine = [o for o in outcomes if o.ref.id == ref.id]
+            text = ", ".join(f"{o.verdict} on {o.dataset}" for o in mine)
+            out[(ref.regularizer, ref.index)] = text + (" (quick)" if quick else "")
     return out

@@ -1,68 +1,147 @@
-"""Small real data for the lab: scikit-learn's bundled digits, split by seed.
+"""Small real data for the lab, split by seed into train / validation / test.
 
-Everything is deterministic given the seed: the same split and the same
-label noise for every arm of a paired comparison.
+Datasets (``load(name, seed, ...)``):
+
+* ``digits``: scikit-learn's bundled digits (1,797 8×8 images, pixels / 16),
+  30% test, then 20% of the rest for validation.
+* ``digits_half``: the same images split 50/50 (then 20% of the training
+  half for validation): less training data, a larger test split. Effects
+  that only exist when the model has enough data to memorize show up here.
+* ``mnist1d``: MNIST-1D (Greydanus & Kobak, ICML 2024; pip ``mnist1d``):
+  5,000 one-dimensional signals of length 40, built offline with the
+  package's ``make_dataset`` and its default arguments (never its download
+  path); the 5,000 are pooled and split 20% test, then 20% validation, so
+  the split varies with the seed like the others.
+
+Everything is deterministic given the seed: every arm of a paired
+comparison sees the same split and the same label noise. Label noise flips
+training *and* validation labels (a practitioner's validation split is as
+noisy as their training data); test labels stay clean.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from reglab.bench.tasks import TaskUnavailable
+
+__all__ = ["Split", "load", "digits", "DATASETS", "augment_digits"]
+
+#: name -> (description, test fraction)
+DATASETS: dict[str, tuple[str, float]] = {
+    "digits": ("scikit-learn digits (1,797 8×8 images, 10 classes)", 0.3),
+    "digits_half": ("scikit-learn digits, split 50/50 (1,797 8×8 images, 10 classes)", 0.5),
+    "mnist1d": ("MNIST-1D (Greydanus & Kobak 2024; 5,000 signals of length 40, 10 classes; make_dataset defaults)", 0.2),
+}
+VAL_FRACTION = 0.2
+
 
 @dataclass
 class Split:
-    x_train: torch.Tensor  # (n, 64) float32 in [0, 1]
+    name: str
+    x_train: torch.Tensor  # (n, d) float32
     y_train: torch.Tensor  # (n,) long, possibly noisy
+    x_val: torch.Tensor
+    y_val: torch.Tensor  # noisy like the training labels
     x_test: torch.Tensor
     y_test: torch.Tensor  # always clean
     y_train_clean: torch.Tensor
+    y_val_clean: torch.Tensor
+    image_shape: tuple[int, ...]  # (1, 8, 8) for digits, (1, 40) for MNIST-1D
     num_classes: int = 10
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
 
     @property
     def noisy_mask(self) -> torch.Tensor:
         return self.y_train != self.y_train_clean
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, 64) -> (n, 1, 8, 8) for convolutional models."""
-        return x.reshape(-1, 1, 8, 8)
+        """(n, d) -> (n, *image_shape) for convolutional models."""
+        return x.reshape(-1, *self.image_shape)
+
+    def describe(self) -> str:
+        """``"digits: train 1005 / val 252 / test 540"`` for reports."""
+        return (
+            f"{self.name}: train {len(self.y_train)} / val {len(self.y_val)} / test {len(self.y_test)}"
+        )
 
 
-def digits(
-    seed: int,
-    *,
-    test_fraction: float = 0.3,
-    train_fraction: float = 1.0,
-    label_noise: float = 0.0,
-) -> Split:
-    """The digits set (1,797 8×8 images), stratified split by ``seed``.
+@functools.lru_cache(maxsize=None)
+def _pool(name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    if name in ("digits", "digits_half"):
+        from sklearn.datasets import load_digits
 
-    ``train_fraction`` keeps a stratified subset of the training split (the
-    "small data" setting). ``label_noise`` flips that share of training labels
-    to a uniformly drawn *different* class (symmetric noise); test labels stay
-    clean.
+        data = load_digits()
+        return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64), (1, 8, 8)
+    if name == "mnist1d":
+        try:
+            from mnist1d.data import get_dataset_args, make_dataset
+        except ImportError as err:
+            raise TaskUnavailable("MNIST-1D needs the pip package `mnist1d` (pip install mnist1d)") from err
+        import random
+
+        # make_dataset seeds numpy's and Python's global generators; keep the caller's state.
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:
+            d = make_dataset(get_dataset_args())  # built locally from templates, no download
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
+        y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+        return x, y, (1, x.shape[1])
+    raise KeyError(f"unknown lab dataset {name!r}; known: {sorted(DATASETS)}")
+
+
+def _flip(y: np.ndarray, rate: float, rng: np.random.Generator, num_classes: int) -> np.ndarray:
+    """Symmetric noise: a share ``rate`` of labels moves to a uniformly drawn *different* class."""
+    flip = rng.random(len(y)) < rate
+    offsets = rng.integers(1, num_classes, size=len(y))
+    return np.where(flip, (y + offsets) % num_classes, y)
+
+
+def load(name: str, seed: int, *, train_fraction: float = 1.0, label_noise: float = 0.0) -> Split:
+    """A stratified train / validation / test split of dataset ``name`` drawn by ``seed``.
+
+    ``train_fraction`` keeps a stratified share of the training *and*
+    validation splits (the small-data setting: all labelled data is scarce).
+    ``label_noise`` flips that share of training and validation labels.
     """
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    if name not in DATASETS:
+        raise KeyError(f"unknown lab dataset {name!r}; known: {sorted(DATASETS)}")
+    x, y, shape = _pool(name)
+    test_fraction = DATASETS[name][1]
+    x_rest, x_te, y_rest, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    x_tr, x_va, y_tr, y_va = train_test_split(
+        x_rest, y_rest, test_size=VAL_FRACTION, random_state=seed, stratify=y_rest
+    )
     if train_fraction < 1.0:
-        x_tr, _, y_tr, _ = train_test_split(
-            x_tr, y_tr, train_size=train_fraction, random_state=seed, stratify=y_tr
-        )
-    y_clean = y_tr.copy()
+        x_tr, _, y_tr, _ = train_test_split(x_tr, y_tr, train_size=train_fraction, random_state=seed, stratify=y_tr)
+        x_va, _, y_va, _ = train_test_split(x_va, y_va, train_size=train_fraction, random_state=seed, stratify=y_va)
+    num_classes = int(y.max()) + 1
+    y_tr_clean, y_va_clean = y_tr.copy(), y_va.copy()
     if label_noise > 0:
         rng = np.random.default_rng(seed + 10_000)
-        flip = rng.random(len(y_tr)) < label_noise
-        offsets = rng.integers(1, 10, size=len(y_tr))
-        y_tr = np.where(flip, (y_tr + offsets) % 10, y_tr)
+        y_tr = _flip(y_tr, label_noise, rng, num_classes)
+        y_va = _flip(y_va, label_noise, rng, num_classes)
     t = torch.from_numpy
-    return Split(t(x_tr), t(y_tr), t(x_te), t(y_te), t(y_clean))
+    return Split(
+        name, t(x_tr), t(y_tr), t(x_va), t(y_va), t(x_te), t(y_te), t(y_tr_clean), t(y_va_clean), shape, num_classes
+    )
+
+
+def digits(seed: int, *, train_fraction: float = 1.0, label_noise: float = 0.0) -> Split:
+    """``load("digits", seed, ...)``."""
+    return load("digits", seed, train_fraction=train_fraction, label_noise=label_noise)
 
 
 def augment_digits(x: torch.Tensor, generator: torch.Generator, noise: float = 0.1, max_shift: int = 1) -> torch.Tensor:

@@ -1,10 +1,14 @@
 """``report.md`` + ``report.html`` + PNG plots from the verdicts and the stored runs.
 
-Plots (matplotlib, Agg): for every task configuration and every curve a task
-returns, the mean over seeds per arm (band: ± one standard deviation). A
-curve ``foo`` with a companion ``foo_x`` is drawn against it (e.g.
-``accuracy_vs_sparsity`` against the fraction of zeroed filters); other
-curves are drawn against the epoch.
+The report says what was run (seeds, versions, per task the data, model,
+training and selection), the verdict rule, every claim's verdict per
+dataset against each of its baselines with the statistics behind it, the
+settings that are not the papers', and which registered regularizers have
+no claim at all. Plots: for every task configuration and curve, the median
+over seeds per arm with the interquartile range as the band; a curve
+``foo`` with a companion ``foo_x`` is drawn against it, other curves
+against the epoch, and the first tenth of the epochs is left out of the
+y-range so an early transient does not flatten the rest.
 """
 
 from __future__ import annotations
@@ -15,74 +19,122 @@ import os
 import re
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from reglab.bench.runner import arm_label, versions
-from reglab.bench.suite import ClaimOutcome
-from reglab.bench.verdict import RULE, TEST_NAME
+from reglab.bench.suite import ClaimOutcome, Comparison, coverage, holds_everywhere
+from reglab.bench.verdict import ALPHA, REPRODUCED, RULE, TEST_NAME
 
-__all__ = ["write_report", "verdict_rows", "COLUMNS"]
+__all__ = ["write_report", "summary_rows", "detail_rows", "SUMMARY_COLUMNS", "DETAIL_COLUMNS"]
 
-COLUMNS = (
-    "regularizer", "paper", "claim", "metric", "baseline", "regularized",
-    "effect [95% CI]", "p", "verdict", "time overhead",
+SUMMARY_COLUMNS = (
+    "claim", "regularizer", "paper", "statement", "kind", "δ", "dataset", "verdict", "against each baseline",
+    "CPU time ×",
+)  # fmt: skip
+DETAIL_COLUMNS = (
+    "claim", "dataset", "baseline", "metric", "baseline mean", "regularized mean", "effect [95% BCa CI]",
+    "p", "p (Holm)", "wins", "P(better)", "verdict", "n",
 )  # fmt: skip
 
 
-def _f(x: float, digits: int = 4) -> str:
+def _f(x: float | None, digits: int = 4) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
-def verdict_rows(outcomes: list[ClaimOutcome]) -> list[list[str]]:
-    rows = []
-    for o in outcomes:
-        r, c = o.result, o.ref.claim
-        ci = f" [{_f(r.ci_low, 3)}, {_f(r.ci_high, 3)}]" if math.isfinite(r.ci_low) else ""
-        rows.append([
-            o.arm_label,
-            o.ref.paper or "classic",
-            f"{c.statement} ({c.task}{_args(c.task_args)}; vs {o.baseline_label}; n={r.n})",
-            f"{c.metric} ({c.direction} is claimed)",
-            _f(r.baseline_mean),
-            _f(r.arm_mean),
-            f"{_f(r.effect, 3)}{ci}",
-            _f(r.p_value, 2),
-            r.verdict + (f" ({r.note})" if r.note else ""),
-            f"{o.overhead:.2f}×" if math.isfinite(o.overhead) else "–",
-        ])  # fmt: skip
-    return rows
 
 
 def _args(task_args: dict[str, Any]) -> str:
     return f"[{', '.join(f'{k}={v}' for k, v in sorted(task_args.items()))}]" if task_args else ""
 
 
+def _verdict_text(c: Comparison) -> str:
+    r = c.result
+    text = r.verdict
+    if r.seeds_needed:
+        text += f" (≈{r.seeds_needed} seeds would settle it)"
+    if r.note:
+        text += f" ({r.note})"
+    return text
+
+
+def _overhead(c: Comparison) -> str:
+    med, q1, q3 = c.cpu_overhead
+    return "–" if not math.isfinite(med) else f"{med:.2f} [{q1:.2f}–{q3:.2f}]"
+
+
+def summary_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        c = o.ref.claim
+        against = "; ".join(f"{k.result.verdict} vs {k.baseline.label}" for k in o.comparisons)
+        rows.append([
+            o.ref.id,
+            arm_label(o.ref.arm()),
+            o.ref.paper or "classic",
+            f"{c.statement} ({c.task}{_args(c.task_args)}; {c.role})",
+            c.kind,
+            _f(c.min_effect, 3) + f" {c.metric}" if c.min_effect is not None else "none declared",
+            o.dataset,
+            o.verdict,
+            against,
+            _overhead(o.comparisons[0]),
+        ])  # fmt: skip
+    return rows
+
+
+def detail_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        c = o.ref.claim
+        for k in o.comparisons:
+            r = k.result
+            ci = f" [{_f(r.ci_low, 3)}, {_f(r.ci_high, 3)}]" if math.isfinite(r.ci_low) else ""
+            metric = c.metric + (" at equal CPU time" if c.at_equal_cpu_time else "")
+            if k.baseline.metric and k.baseline.metric != c.metric:
+                metric += f" (baseline: {k.baseline.metric})"
+            rows.append([
+                o.ref.id, o.dataset, k.baseline.label, f"{metric}, {c.direction} is claimed",
+                _f(r.baseline_mean), _f(r.arm_mean), f"{_f(r.effect, 3)}{ci}", _f(r.p_value, 2),
+                _f(r.p_adjusted, 2), f"{r.wins}/{r.n}", _f(r.prob_better, 2), _verdict_text(k), str(r.n),
+            ])  # fmt: skip
+    return rows
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def _plots(records: list[dict[str, Any]], out_dir: str) -> list[tuple[str, str]]:
-    """One PNG per (task configuration, curve); returns (title, relative path)."""
+def _config_of(rec: dict[str, Any]) -> tuple[str, str, str]:
+    return rec["task"], rec.get("dataset") or "", _args(rec.get("task_args") or {})
+
+
+def _plots(records: list[dict[str, Any]], out_dir: str, arm_keys: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """One PNG per (task, dataset, task arguments, curve); returns (title, relative path).
+
+    ``arm_keys`` are task arguments that belong to an arm (a baseline's
+    augmentation): runs differing only in them share a plot, labelled with them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
-        cfg = (rec["task"], _args(rec.get("task_args") or {}))
-        groups[cfg][arm_label(rec.get("arm"))].append(rec)
+        task, dataset = rec["task"], rec.get("dataset") or ""
+        args = rec.get("task_args") or {}
+        config = _args({k: v for k, v in args.items() if k not in arm_keys})
+        own = _args({k: v for k, v in args.items() if k in arm_keys})
+        groups[(task, dataset, config)][arm_label(rec.get("arm")) + (f" {own}" if own else "")].append(rec)
     made = []
     os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
-    for (task, args), arms in sorted(groups.items()):
+    for (task, dataset, config), arms in sorted(groups.items()):
         names = sorted({k for recs in arms.values() for r in recs for k in (r.get("curves") or {})})
         for curve in names:
-            if curve.endswith("_x"):
+            if curve.endswith("_x") or curve == "cpu_seconds":
                 continue
-            fig, ax = plt.subplots(figsize=(5.5, 3.6))
-            drawn = False
-            for label, recs in sorted(arms.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
+            fig, ax = plt.subplots(figsize=(6.4, 3.8))
+            drawn, lows, highs = False, [], []
+            for label, recs in sorted(arms.items(), key=lambda kv: (not kv[0].startswith("baseline"), kv[0])):
                 series = [r["curves"][curve] for r in recs if curve in (r.get("curves") or {})]
                 series = [s for s in series if s]
                 if not series:
@@ -91,25 +143,61 @@ def _plots(records: list[dict[str, Any]], out_dir: str) -> list[tuple[str, str]]
                 ys = np.array([[np.nan if v is None else v for v in s[:m]] for s in series], dtype=float)
                 xs_list = [r["curves"].get(f"{curve}_x") for r in recs if curve in (r.get("curves") or {})]
                 xs = np.array(xs_list[0][:m], dtype=float) if xs_list and xs_list[0] else np.arange(1, m + 1)
-                mean, sd = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
-                ax.plot(xs, mean, label=f"{label} (n={len(series)})", marker="." if m < 30 else None)
-                ax.fill_between(xs, mean - sd, mean + sd, alpha=0.2)
+                q1, med, q3 = np.nanpercentile(ys, [25, 50, 75], axis=0)
+                ax.plot(xs, med, label=f"{label} (n={len(series)})", marker="." if m < 30 else None, lw=1.2)
+                ax.fill_between(xs, q1, q3, alpha=0.2)
+                skip = m // 10 if not xs_list or not xs_list[0] else 0
+                lows.append(np.nanmin(q1[skip:]))
+                highs.append(np.nanmax(q3[skip:]))
                 drawn = True
             if not drawn:
                 plt.close(fig)
                 continue
+            lo, hi = min(lows), max(highs)
+            if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                pad = 0.05 * (hi - lo)
+                ax.set_ylim(lo - pad, hi + pad)
             has_x = any(f"{curve}_x" in (r.get("curves") or {}) for recs in arms.values() for r in recs)
             ax.set_xlabel(curve.split("_vs_")[-1].replace("_", " ") if has_x else "epoch")
             ax.set_ylabel(curve.split("_vs_")[0].replace("_", " "))
-            title = f"{task}{args}: {curve}"
-            ax.set_title(title, fontsize=9)
-            ax.legend(fontsize=7)
+            title = f"{task}{config} on {dataset or 'default data'}: {curve} (median, band = IQR over seeds)"
+            ax.set_title(title, fontsize=8)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
             fig.tight_layout()
-            rel = os.path.join("plots", f"{_slug(task + args)}__{_slug(curve)}.png")
-            fig.savefig(os.path.join(out_dir, rel), dpi=90)
+            rel = os.path.join("plots", f"{_slug(task + config + '-' + dataset)}__{_slug(curve)}.png")
+            fig.savefig(os.path.join(out_dir, rel), dpi=100)
             plt.close(fig)
             made.append((title, rel))
     return made
+
+
+def _setups(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
+    """Per (task, dataset, task arguments): the setup the runs report (first run's)."""
+    seen: dict[str, dict[str, str]] = {}
+    for rec in records:
+        task, dataset, args = _config_of(rec)
+        name = f"{task}{args} on {dataset or 'default data'}"
+        if rec.get("setup") and name not in seen:
+            seen[name] = rec["setup"]
+    return sorted(seen.items())
+
+
+def _md_table(columns: Sequence[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return out
+
+
+def _html_table(columns: Sequence[str], rows: list[list[str]], verdict_col: int) -> list[str]:
+    esc = html.escape
+    h = ["<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"]
+    for row in rows:
+        v = row[verdict_col]
+        cls = "rep" if v.startswith(REPRODUCED) else "not" if v.startswith("not") else "none" if v.startswith("no effect") else ""
+        h.append(f"<tr class='{cls}'>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    h.append("</table>")
+    return h
 
 
 def write_report(
@@ -117,63 +205,108 @@ def write_report(
     outcomes: list[ClaimOutcome],
     records: list[dict[str, Any]],
     *,
-    not_run: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    seeds: int,
+    not_run: Sequence[dict[str, Any]] = (),
+    seeds: Sequence[int],
     quick: bool,
     wall_seconds: float | None = None,
 ) -> tuple[str, str]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
-    plots = _plots(records, out_dir) if records else []
-    rows = verdict_rows(outcomes)
+    arm_keys = frozenset(k for o in outcomes for b in o.ref.claim.compared_with for k in b.task_args)
+    plots = _plots(records, out_dir, arm_keys) if records else []
     v = versions()
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for o in outcomes:
-        counts[o.result.verdict] += 1
-    when = time.strftime("%Y-%m-%d %H:%M")
+        counts[o.verdict] += 1
+    seeds = list(seeds)
+    seed_text = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and seeds else str(seeds)
     head = (
-        f"{'quick smoke run' if quick else 'default suite'}, {seeds} seed(s), generated {when}; "
-        f"reglab {v['reglab']}, torch {v['torch']}, Python {v['python']}"
-        + (f"; wall time {wall_seconds:.0f} s" if wall_seconds is not None else "")
+        f"{'quick smoke run' if quick else 'full run'}: {len(seeds)} seed(s) ({seed_text}), generated "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; reglab {v['reglab']}, torch {v['torch']}, numpy {v['numpy']}, "
+        f"Python {v['python']}" + (f"; wall time {wall_seconds:.0f} s" if wall_seconds is not None else "")
     )
+    n_cmp = sum(len(o.comparisons) for o in outcomes)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no claims evaluated"
-    method = (
-        f"Each claim compares the regularized arm with its baseline on the same data split and "
-        f"initialization per seed. Effect = mean over seeds of (regularized − baseline); "
-        f"test: {TEST_NAME}; verdict rule: {RULE}. Time overhead = mean training-step time of the "
-        f"regularized arm / of the baseline. Hyperparameters are fixed in each task and regularizer "
-        f"defaults are the paper's; nothing is tuned on the test split."
+    with_claims, without = coverage()
+    cover = (
+        f"Claims for {len(with_claims)} of {len(with_claims) + len(without)} registered regularizers "
+        f"({', '.join(with_claims)}). No claim yet: {', '.join(without) or 'none'}."
     )
-
+    method = [
+        "Each comparison pairs, seed by seed, the regularized arm with one baseline trained on the same split "
+        "(train / validation / test drawn by the seed), from the same initialization and batch order. "
+        f"Statistics: {TEST_NAME} ({n_cmp} comparisons in this report, α = {ALPHA}).",
+        f"Verdict rule: {RULE}",
+        "A claim holds on a dataset when it is reproduced against every baseline listed; the summary shows "
+        "the weakest verdict among them. wins = seeds where the regularized arm was better; P(better) = "
+        "bootstrap probability that the mean difference is in the claimed direction.",
+        "CPU time × = median [IQR] over seeds of the regularized arm's process CPU time per training step "
+        "divided by the first baseline's (one thread per worker).",
+        "Model selection (early stopping) uses the validation split only; no metric selects on test.",
+    ]
     if quick:
-        method += " This is a quick smoke run (a few epochs per run): its verdicts are not evidence either way."
-    md = ["# reglab bench report", "", head, "", f"**Verdicts:** {summary}.", "", method, ""]
-    md += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    md += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        method.append("This is a quick smoke run (a few epochs per run, 2 seeds): its verdicts are not evidence.")
+    holds = holds_everywhere(outcomes)
+    holds_rows = [
+        [ref.id, arm_label(ref.arm()), ref.claim.statement, ", ".join(ref.claim.datasets), h]
+        for ref, h in holds
+    ]
+    refs = [ref for ref, _ in holds]
+    settings = [(ref.id, ref.claim.settings) for ref in refs if ref.claim.settings]
+    deltas = [
+        (ref.id, f"{ref.claim.min_effect:g} {ref.claim.metric}", ref.claim.min_effect_reason)
+        for ref in refs if ref.claim.min_effect
+    ]  # fmt: skip
+    why = {(ref.id, b.label): b.why for ref in refs for b in ref.claim.compared_with if b.why}
+
+    md = ["# reglab bench report", "", head, "", f"**Verdicts** (claim × dataset): {summary}.", "", cover, ""]
+    md += ["## How to read it", ""] + [f"- {m}" for m in method] + [""]
+    md += ["## Claims per dataset", ""] + _md_table(SUMMARY_COLUMNS, summary_rows(outcomes))
+    md += ["", "## Does it hold on every dataset?", ""]
+    md += _md_table(("claim", "regularizer", "statement", "datasets", "holds on all"), holds_rows)
+    md += ["", "## Every comparison", ""] + _md_table(DETAIL_COLUMNS, detail_rows(outcomes))
+    md += ["", "## Smallest effects of interest", ""] + [f"- **{i}**: δ = {d}: {r}" for i, d, r in deltas]
+    md += ["", "## Baselines and why a practitioner would use them", ""]
+    md += [f"- **{i}**, {label}: {w}" for (i, label), w in why.items()]
+    md += ["", "## Settings that are not the papers'", ""] + [f"- **{i}**: {s}" for i, s in settings]
+    md += ["", "## Tasks", ""]
+    for name, setup in _setups(records):
+        md += [f"- **{name}**: " + "; ".join(f"{k}: {val}" for k, val in setup.items())]
     if not_run:
         md += ["", "## Runs not completed", ""]
         md += [f"- `{r['task']}` {arm_label(r.get('arm'))} seed {r['seed']}: **{r['status']}**: {r.get('error', '')}" for r in not_run]
     if plots:
-        md += ["", "## Plots", ""]
+        md += ["", "## Plots", "", "Median over seeds per arm; the band is the interquartile range.", ""]
         md += [f"![{t}]({p})" for t, p in plots]
-    md_path = os.path.join(out_dir, "report.md")
-    with open(md_path, "w") as f:
-        f.write("\n".join(md) + "\n")
+    md_path = write_lines(out_dir, "report.md", md)
 
     esc = html.escape
     h = [
         "<!doctype html><html><head><meta charset='utf-8'><title>reglab bench report</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 6px;"
-        "vertical-align:top}th{background:#f3f3f3}.reproduced{background:#e5f5e0}"
-        ".not{background:#fde0dd}img{max-width:48%;margin:4px}</style></head><body>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto}"
+        "table{border-collapse:collapse;font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;"
+        "padding:3px 5px;vertical-align:top}th{background:#f3f3f3}.rep{background:#e5f5e0}"
+        ".not{background:#fde0dd}.none{background:#eef}img{max-width:48%;margin:4px}</style></head><body>",
         "<h1>reglab bench report</h1>",
-        f"<p>{esc(head)}</p><p><b>Verdicts:</b> {esc(summary)}.</p><p>{esc(method)}</p>",
-        "<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr>",
-    ]
-    for row in rows:
-        cls = "reproduced" if row[8].startswith("reproduced") else ("not" if row[8].startswith("not") else "")
-        h.append(f"<tr class='{cls}'>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    h.append("</table>")
+        f"<p>{esc(head)}</p><p><b>Verdicts</b> (claim × dataset): {esc(summary)}.</p><p>{esc(cover)}</p>",
+        "<h2>How to read it</h2><ul>" + "".join(f"<li>{esc(m)}</li>" for m in method) + "</ul>",
+        "<h2>Claims per dataset</h2>",
+        *_html_table(SUMMARY_COLUMNS, summary_rows(outcomes), SUMMARY_COLUMNS.index("verdict")),
+        "<h2>Does it hold on every dataset?</h2>",
+        *_html_table(("claim", "regularizer", "statement", "datasets", "holds on all"), holds_rows, 4),
+        "<h2>Every comparison</h2>",
+        *_html_table(DETAIL_COLUMNS, detail_rows(outcomes), DETAIL_COLUMNS.index("verdict")),
+        "<h2>Smallest effects of interest</h2><ul>"
+        + "".join(f"<li><b>{esc(i)}</b>: δ = {esc(d)}: {esc(r)}</li>" for i, d, r in deltas) + "</ul>",
+        "<h2>Baselines</h2><ul>"
+        + "".join(f"<li><b>{esc(i)}</b>, {esc(label)}: {esc(w)}</li>" for (i, label), w in why.items()) + "</ul>",
+        "<h2>Settings that are not the papers'</h2><ul>"
+        + "".join(f"<li><b>{esc(i)}</b>: {esc(s)}</li>" for i, s in settings) + "</ul>",
+        "<h2>Tasks</h2><ul>"
+        + "".join(
+            f"<li><b>{esc(n)}</b>: {esc('; '.join(f'{k}: {val}' for k, val in s.items()))}</li>" for n, s in _setups(records)
+        )
+        + "</ul>",
+    ]  # fmt: skip
     if not_run:
         h.append("<h2>Runs not completed</h2><ul>")
         h += [
@@ -183,10 +316,15 @@ def write_report(
         ]
         h.append("</ul>")
     if plots:
-        h.append("<h2>Plots</h2>")
+        h.append("<h2>Plots</h2><p>Median over seeds per arm; the band is the interquartile range.</p>")
         h += [f"<img src='{esc(p)}' alt='{esc(t)}' title='{esc(t)}'>" for t, p in plots]
     h.append("</body></html>")
-    html_path = os.path.join(out_dir, "report.html")
-    with open(html_path, "w") as f:
-        f.write("\n".join(h) + "\n")
-    return md_path, html_path
+    return md_path, write_lines(out_dir, "report.html", h)
+
+
+def write_lines(out_dir: str, name: str, lines: list[str]) -> str:
+    """Write ``lines`` to ``out_dir/name``; return the path."""
+    path = os.path.join(out_dir, name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

@@ -1,8 +1,17 @@
 """Run lab tasks, append each finished run to ``results.jsonl``, resume after a kill.
 
-A run is keyed by ``(task, task_args, arm, seed, quick)``: claims that share
-a run (two ELR claims on the same noisy-label training) reuse it, and a
-rerun skips every run already in the file.
+A run is keyed by a hash of everything that determines its result: task,
+task arguments, arm config, dataset, seed, quick, the reglab and torch
+versions, and a fingerprint of the source code of the task, the lab's data
+and training helpers and the arm's method module. Claims that share a run
+(two ELR claims on the same noisy-label training) reuse it, a rerun skips
+every run already in the file, and a changed config, version or code is
+never reused (the old line stays, unused). ``--rerun`` runs everything
+again; the newest line of a key wins.
+
+Every stored line carries a digest of its own content: a line edited by
+hand (another metric value, another version, another config) no longer
+matches it and is skipped with a warning, like a torn line.
 
 ``results.jsonl`` holds one JSON object per finished run. Each line is
 written with a single ``os.write`` on an ``O_APPEND`` descriptor followed by
@@ -30,14 +39,25 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["RunSpec", "ResultStore", "execute", "run_all", "RESULTS_FILE"]
+__all__ = ["RunSpec", "ResultStore", "execute", "run_all", "default_jobs", "record_digest", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.jsonl"
 _REQUIRED = ("key", "task", "seed", "metrics")
 
 
+class KeyedRun:
+    """A run whose key is the hash of its ``identity()`` (lab runs and ``reglab ab`` runs)."""
+
+    def identity(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        return _hash(self.identity())
+
+
 @dataclass(frozen=True)
-class RunSpec:
+class RunSpec(KeyedRun):
     """One training run: a task, its arguments, one arm (None = baseline), one seed."""
 
     task: str
@@ -45,18 +65,71 @@ class RunSpec:
     arm: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     seed: int = 0
     quick: bool = False
+    dataset: str | None = None  # None: the task's default data
 
-    @property
-    def key(self) -> str:
-        ident = {"task": self.task, "task_args": self.task_args, "arm": self.arm, "seed": self.seed, "quick": self.quick}
-        blob = json.dumps(ident, sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    def identity(self) -> dict[str, Any]:
+        """Everything the result depends on (what the key hashes)."""
+        return {
+            "task": self.task, "task_args": self.task_args, "arm": self.arm, "seed": self.seed,
+            "quick": self.quick, "dataset": self.dataset, "versions": key_versions(),
+            "code": code_fingerprint(self.task, self.arm),
+        }  # fmt: skip
 
     @property
     def label(self) -> str:
         arm = arm_label(self.arm)
         args = ",".join(f"{k}={v}" for k, v in sorted(self.task_args.items()))
-        return f"{self.task}{f'[{args}]' if args else ''} {arm} seed={self.seed}"
+        data = f" on {self.dataset}" if self.dataset else ""
+        return f"{self.task}{f'[{args}]' if args else ''}{data} {arm} seed={self.seed}"
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def key_versions() -> dict[str, str]:
+    """The versions a run's key includes (results from other versions are never reused)."""
+    import torch
+
+    import reglab
+
+    return {"reglab": reglab.__version__, "torch": torch.__version__}
+
+
+_FINGERPRINTS: dict[tuple[str, str | None], str] = {}
+
+
+def code_fingerprint(task: str, arm: dict[str, Any] | None) -> str:
+    """Hash of the source of the task's module, the lab's data and training helpers,
+    and the arm's method module: editing any of them invalidates the stored runs."""
+    name = (arm or {}).get("name")
+    if (task, name) in _FINGERPRINTS:
+        return _FINGERPRINTS[(task, name)]
+    import inspect
+    import sys
+
+    from reglab.bench.tasks import TASKS, _load_experiments
+
+    _load_experiments()
+    modules = ["reglab.bench.data", "reglab.bench.experiments._train"]
+    if task in TASKS:
+        modules.append(TASKS[task].__module__)
+    if name is not None:
+        try:
+            from reglab.core.registry import get
+
+            modules.append(get(name).__module__)
+        except Exception:  # an unknown arm fails when the run builds it, with its own message
+            pass
+    digest = hashlib.sha1()
+    for mod in sorted(set(modules)):
+        module = sys.modules.get(mod)
+        try:
+            digest.update(inspect.getsource(module).encode() if module is not None else mod.encode())
+        except (OSError, TypeError):  # no source (a frozen or interactive module): its name stands in
+            digest.update(mod.encode())
+    _FINGERPRINTS[(task, name)] = fp = digest.hexdigest()[:12]
+    return fp
 
 
 def arm_label(arm: dict[str, Any] | None) -> str:
@@ -88,10 +161,12 @@ class ResultStore:
         self.path = os.fspath(path)
         self.records: dict[str, dict[str, Any]] = {}
         self.bad_lines: list[int] = []
+        self.edited_lines: list[int] = []
 
     def load(self) -> ResultStore:
         self.records.clear()
         self.bad_lines.clear()
+        self.edited_lines.clear()
         if not os.path.exists(self.path):
             return self
         with open(self.path, "rb") as f:
@@ -105,11 +180,22 @@ class ResultStore:
                 except (ValueError, UnicodeDecodeError):
                     self.bad_lines.append(lineno)
                     continue
-                self.records.setdefault(rec["key"], rec)  # first one wins: never double-count
+                if rec.get("digest") != record_digest(rec):
+                    self.edited_lines.append(lineno)
+                    continue
+                self.records[rec["key"]] = rec  # the newest line of a key wins (--rerun); never double-counted
         if self.bad_lines:
             warnings.warn(
                 f"{self.path}: skipped {len(self.bad_lines)} corrupted line(s) "
                 f"(line {', '.join(map(str, self.bad_lines[:10]))}); the file is left as is",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if self.edited_lines:
+            warnings.warn(
+                f"{self.path}: skipped {len(self.edited_lines)} line(s) whose content does not match their "
+                f"digest (edited by hand or written by another tool; line "
+                f"{', '.join(map(str, self.edited_lines[:10]))}); those runs will be redone",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -119,6 +205,7 @@ class ResultStore:
         return key in self.records
 
     def append(self, record: dict[str, Any]) -> None:
+        record = {**record, "digest": record_digest(record)}
         line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -134,6 +221,12 @@ class ResultStore:
         finally:
             os.close(fd)
         self.records[record["key"]] = record
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """Hash of a record's content without its ``digest`` field (as it reads back from JSON)."""
+    content = {k: v for k, v in record.items() if k != "digest"}
+    return _hash(json.loads(json.dumps(content, sort_keys=True, allow_nan=True)))
 
 
 def _jsonable(x: Any) -> Any:
@@ -152,14 +245,15 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     """Run one spec; the record to store (``status`` ok) or report (skipped/error)."""
     from reglab.bench.tasks import TaskUnavailable, get_task
 
-    base = {"key": spec.key, **asdict(spec)}
     t0 = time.perf_counter()
     try:
         fn = get_task(spec.task)
     except KeyError as e:  # the task's module is not there (another extra, not written yet)
-        return {**base, "status": "skipped", "error": str(e).strip("'\"")}
+        return {"key": "", **asdict(spec), "status": "skipped", "error": str(e).strip("'\"")}
+    base = {"key": spec.key, **spec.identity()}
+    data = {} if spec.dataset is None else {"dataset": spec.dataset}
     try:
-        res = fn(spec.arm, seed=spec.seed, quick=spec.quick, **spec.task_args)
+        res = fn(spec.arm, seed=spec.seed, quick=spec.quick, **data, **spec.task_args)
     except (TaskUnavailable, ModuleNotFoundError) as e:
         return {**base, "status": "skipped", "error": str(e)}
     except Exception as e:  # a failing run must not take the suite down
@@ -171,8 +265,10 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "metrics": _jsonable(dict(res.metrics)),
         "curves": _jsonable({k: list(v) for k, v in res.curves.items()}),
         "step_seconds": _jsonable(float(res.step_seconds)),
+        "step_cpu_seconds": _jsonable(float(res.step_cpu_seconds)),
+        "setup": dict(res.setup),
         "seconds": float(seconds),
-        "versions": versions(),
+        "environment": versions(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -201,15 +297,40 @@ def _warm_up() -> None:
         pass
 
 
-def _init_worker(modules: Sequence[str]) -> None:
+def _exit_with_parent(parent: int, poll_seconds: float = 0.2) -> None:
+    """Exit this worker as soon as ``parent`` is gone (e.g. ``reglab bench`` was SIGKILLed,
+    which no handler in the parent can catch): the orphan is re-parented, so its
+    parent pid changes. Runs on a daemon thread of each worker."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="reglab-exit-with-parent", daemon=True).start()
+
+
+def _init_worker(modules: Sequence[str], parent: int) -> None:
     import importlib
 
     import torch
 
-    torch.set_num_threads(1)  # jobs share the cores; oversubscription only slows every run
+    _exit_with_parent(parent)
+    # One thread per worker: jobs share the cores (oversubscription only slows every
+    # run), and a step's process CPU time is then the cost of that step alone.
+    torch.set_num_threads(1)
     for m in modules:
         importlib.import_module(m)
     _warm_up()
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _task_modules(specs: Iterable[RunSpec]) -> list[str]:
@@ -218,7 +339,7 @@ def _task_modules(specs: Iterable[RunSpec]) -> list[str]:
     from reglab.bench.tasks import TASKS, _load_experiments
 
     _load_experiments()
-    mods = {TASKS[s.task].__module__ for s in specs if s.task in TASKS}
+    mods = {TASKS[s.task].__module__ for s in specs if isinstance(s, RunSpec) and s.task in TASKS}
     return sorted(m for m in mods if m != "__main__" and not m.startswith("reglab.bench.experiments"))
 
 
@@ -226,23 +347,34 @@ Callback = Callable[[RunSpec, dict[str, Any]], None]
 
 
 def run_all(
-    specs: Sequence[RunSpec],
+    specs: Sequence[Any],
     store: ResultStore,
     *,
     jobs: int = 1,
+    rerun: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    execute_fn: Callable[[Any], dict[str, Any]] = execute,
     on_start: Callable[[int, int], None] | None = None,
     on_done: Callback | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the specs not yet in ``store``; append each as it finishes.
+    """Run the specs not yet in ``store`` (all of them with ``rerun``); append each as it finishes.
 
-    Returns the records of the runs that did not finish (skipped/error).
-    ``on_start(todo, already_done)`` and ``on_done(spec, record)`` drive the
-    progress display.
+    A spec is a :class:`RunSpec` (a lab task run by :func:`execute`) or any
+    picklable object with a ``key`` that ``execute_fn`` turns into a record
+    (``reglab ab`` runs). ``backend="local"`` runs ``jobs`` spawned worker
+    processes (in this process with ``jobs=1``); ``backend="ray"`` submits
+    each run as a Ray task to the cluster at ``address`` (default: a local
+    Ray instance). Returns the records of the runs that did not finish
+    (skipped/error). ``on_start(todo, already_done)`` and ``on_done(spec,
+    record)`` drive the progress display.
     """
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     unique: dict[str, RunSpec] = {}
     for s in specs:
         unique.setdefault(s.key, s)
-    todo = [s for k, s in unique.items() if k not in store]
+    todo = [s for k, s in unique.items() if rerun or k not in store]
     if on_start is not None:
         on_start(len(todo), len(unique) - len(todo))
     failed: list[dict[str, Any]] = []
@@ -255,11 +387,23 @@ def run_all(
         if on_done is not None:
             on_done(spec, rec)
 
+    if backend == "ray":
+        for spec, rec in run_on_ray(todo, execute_fn, address):
+            finish(spec, rec)
+        return failed
     if jobs <= 1 or len(todo) <= 1:
-        if todo:
+        if not todo:
+            return failed
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the workers: CPU times comparable, whatever the jobs
+        try:
             _warm_up()
-        for spec in todo:
-            finish(spec, execute(spec))
+            for spec in todo:
+                finish(spec, execute_fn(spec))
+        finally:
+            torch.set_num_threads(threads)
         return failed
 
     import multiprocessing as mp
@@ -269,14 +413,57 @@ def run_all(
     # work can deadlock; spawned workers import reglab (and test tasks) afresh.
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(_task_modules(todo),)
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(_task_modules(todo), os.getpid())
     ) as pool:
-        futures = {pool.submit(execute, s): s for s in todo}
+        futures = {pool.submit(execute_fn, s): s for s in todo}
         for fut in as_completed(futures):
             spec = futures[fut]
             try:
                 rec = fut.result()
-            except Exception as e:  # a worker died (OOM, signal)
-                rec = {"key": spec.key, **asdict(spec), "status": "error", "error": _error_text(e)}
+            except Exception as e:  # a worker died (OOM, signal) or the spec could not be pickled
+                rec = _failed_record(spec, e)
             finish(spec, rec)
     return failed
+
+
+def _failed_record(spec: Any, error: BaseException) -> dict[str, Any]:
+    ident = spec.identity() if hasattr(spec, "identity") else {}
+    return {"key": spec.key, **ident, "status": "error", "error": _error_text(error)}
+
+
+RAY_MISSING = "backend='ray' needs Ray, an optional extra: pip install 'reglab[ray]'"
+
+
+def _ray_execute(execute_fn: Callable[[Any], dict[str, Any]], spec: Any) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)  # one CPU per Ray task, as in the local workers
+    return execute_fn(spec)
+
+
+def run_on_ray(
+    specs: Sequence[Any], execute_fn: Callable[[Any], dict[str, Any]], address: str | None = None
+) -> Iterable[tuple[Any, dict[str, Any]]]:
+    """Submit each spec as a Ray task (1 CPU) and yield ``(spec, record)`` as they finish.
+
+    Connects to the cluster at ``address`` (``"auto"``, ``"ray://host:10001"``),
+    or starts a local Ray instance, unless Ray is already initialized.
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(RAY_MISSING) from err
+    if not specs:
+        return
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_execute)
+    pending = {remote.remote(execute_fn, s): s for s in specs}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        spec = pending.pop(done[0])
+        try:
+            rec = ray.get(done[0])
+        except Exception as e:  # the task's worker died
+            rec = _failed_record(spec, e)
+        yield spec, rec

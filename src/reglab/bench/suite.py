@@ -1,22 +1,44 @@
 """The suite: every claim declared on a registered class, turned into runs and verdicts.
 
-Claims live on the classes (``cls.claims``); nothing here lists them. A claim
-becomes, for each seed, one run of its task with the treated arm and one with
-its baseline arm; runs are shared between claims with the same key.
+Claims live on the classes (``cls.claims``); nothing here lists them. For
+each claim, dataset and seed the treated arm runs once and each of its
+baselines once (runs with the same key are shared between claims and
+baselines). A comparison is one (claim, dataset, baseline); its verdict
+comes from ``reglab.bench.verdict``, Holm-corrected across every
+comparison of the report. A claim holds on a dataset when it is reproduced
+against every baseline there, and holds overall when it holds on every
+dataset.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reglab.bench.runner import RunSpec, arm_label
-from reglab.bench.verdict import PairedResult, paired_comparison
-from reglab.core.paper import Claim
+from reglab.bench.verdict import (
+    INCONCLUSIVE,
+    NO_EFFECT,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    PairedResult,
+    holm_adjust,
+    paired_comparison,
+)
+from reglab.core.paper import Baseline, Claim
 
-__all__ = ["ClaimRef", "collect_claims", "specs_for", "ClaimOutcome", "evaluate"]
+__all__ = [
+    "ClaimRef",
+    "collect_claims",
+    "specs_for",
+    "Comparison",
+    "ClaimOutcome",
+    "evaluate",
+    "holds_everywhere",
+    "coverage",
+]
 
 
 @dataclass(frozen=True)
@@ -26,16 +48,28 @@ class ClaimRef:
     regularizer: str
     claim: Claim
     paper: str  # short citation, "" for classic regularizers
+    index: int = 0  # position among the class's claims
+
+    @property
+    def id(self) -> str:
+        """``"elr#1"``: the registered name and the claim's position (1-based)."""
+        return f"{self.regularizer}#{self.index + 1}"
 
     def arm(self) -> dict[str, Any]:
         return {"name": self.regularizer, **self.claim.arm}
 
-    def runs(self, seed: int, quick: bool) -> tuple[RunSpec, RunSpec]:
-        """(treated, baseline) runs of one seed."""
-        c = self.claim
-        treated = RunSpec(c.task, dict(c.task_args), self.arm(), seed, quick)
-        base = RunSpec(c.task, dict(c.task_args), c.baseline_arm, seed, quick)
-        return treated, base
+    def treated_run(self, dataset: str, seed: int, quick: bool) -> RunSpec:
+        return RunSpec(self.claim.task, dict(self.claim.task_args), self.arm(), seed, quick, dataset)
+
+    def baseline_run(self, baseline: Baseline, dataset: str, seed: int, quick: bool) -> RunSpec:
+        args = {**self.claim.task_args, **baseline.task_args}
+        return RunSpec(self.claim.task, args, baseline.arm, seed, quick, dataset)
+
+    def runs(self, dataset: str, seed: int, quick: bool) -> list[RunSpec]:
+        """Every run the claim needs for one dataset and seed: the treated arm, then each baseline."""
+        return [self.treated_run(dataset, seed, quick)] + [
+            self.baseline_run(b, dataset, seed, quick) for b in self.claim.compared_with
+        ]
 
 
 def _short_cite(cls: type) -> str:
@@ -58,79 +92,189 @@ def collect_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
         claims = tuple(getattr(cls, "claims", ()))
         if only and not claims:
             raise ValueError(f"{name!r} declares no lab claims; `reglab list` shows which names do")
-        refs.extend(ClaimRef(name, c, _short_cite(cls)) for c in claims)
+        refs.extend(ClaimRef(name, c, _short_cite(cls), i) for i, c in enumerate(claims))
     return refs
 
 
-def specs_for(refs: Iterable[ClaimRef], seeds: int, quick: bool) -> list[RunSpec]:
-    """All runs the claims need, each key once, in a stable order (baselines first per seed)."""
+def check_claims(refs: Iterable[ClaimRef]) -> list[str]:
+    """Problems that make a claim untestable as declared (unknown task or dataset, no δ)."""
+    from reglab.bench.tasks import TASK_DATASETS, TASKS, _load_experiments
+
+    _load_experiments()
+    problems = []
+    for ref in refs:
+        c = ref.claim
+        if c.min_effect is None:
+            problems.append(f"{ref.id}: declares no smallest effect of interest (Claim.min_effect)")
+        if c.task not in TASKS:
+            continue  # reported as a skipped run (the task may live in an extra)
+        unknown = [d for d in c.datasets if d not in TASK_DATASETS[c.task]]
+        if unknown:
+            problems.append(f"{ref.id}: task {c.task!r} does not run on {unknown} (it runs on {list(TASK_DATASETS[c.task])})")
+    return problems
+
+
+def specs_for(refs: Iterable[ClaimRef], seeds: Sequence[int], quick: bool) -> list[RunSpec]:
+    """All runs the claims need, each key once, in a stable order (seed by seed)."""
+    refs = list(refs)
     seen: dict[str, RunSpec] = {}
-    for seed in range(seeds):
+    for seed in seeds:
         for ref in refs:
-            treated, base = ref.runs(seed, quick)
-            seen.setdefault(base.key, base)
-            seen.setdefault(treated.key, treated)
+            for dataset in ref.claim.datasets:
+                for spec in ref.runs(dataset, seed, quick):
+                    seen.setdefault(spec.key, spec)
     return list(seen.values())
 
 
 @dataclass(frozen=True)
-class ClaimOutcome:
+class Comparison:
+    """One claim on one dataset against one baseline, paired over seeds."""
+
     ref: ClaimRef
+    dataset: str
+    baseline: Baseline
     result: PairedResult
-    overhead: float  # mean step time of the arm / of the baseline
-    arm_label: str
-    baseline_label: str
+    seeds: tuple[int, ...]
+    cpu_overhead: tuple[float, float, float]  # median, first and third quartile over seeds of arm / baseline step CPU time
 
 
-def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    return sum(xs) / len(xs) if xs else math.nan
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """A claim on one dataset: its comparisons and the verdict against all its baselines."""
 
+    ref: ClaimRef
+    dataset: str
+    comparisons: tuple[Comparison, ...]
 
-def evaluate(
-    refs: Iterable[ClaimRef], records: dict[str, dict[str, Any]], seeds: int | None, quick: bool
-) -> list[ClaimOutcome]:
-    """Verdict of each claim from stored records (seeds 0..seeds−1, or every seed found).
+    @property
+    def verdict(self) -> str:
+        """Reproduced only against every baseline; otherwise the weakest verdict among them
+        (not reproduced < no effect < inconclusive)."""
+        order = {NOT_REPRODUCED: 0, NO_EFFECT: 1, INCONCLUSIVE: 2, REPRODUCED: 3}
+        return min((c.result.verdict for c in self.comparisons), key=order.__getitem__)
 
-    Missing runs simply drop their seed from the pairing; a metric missing
-    from a run counts as not finite (inconclusive).
-    """
-    by_key = records
-    outcomes = []
-    for ref in refs:
-        seed_range = range(seeds) if seeds is not None else _seeds_in(records, ref, quick)
-        arm_vals, base_vals, arm_steps, base_steps = [], [], [], []
-        for seed in seed_range:
-            treated, base = ref.runs(seed, quick)
-            ra, rb = by_key.get(treated.key), by_key.get(base.key)
-            if ra is None or rb is None:
-                continue
-            arm_vals.append(_metric(ra, ref.claim.metric))
-            base_vals.append(_metric(rb, ref.claim.metric))
-            arm_steps.append(ra.get("step_seconds"))
-            base_steps.append(rb.get("step_seconds"))
-        result = paired_comparison(arm_vals, base_vals, ref.claim.direction)
-        if arm_vals and result.note == "non-finite metric value":
-            result = _note(result, f"metric {ref.claim.metric!r} missing or not finite in some runs")
-        overhead = _mean(arm_steps) / _mean(base_steps) if base_steps else math.nan
-        outcomes.append(
-            ClaimOutcome(ref, result, overhead, arm_label(ref.arm()), ref.claim.baseline)
-        )
-    return outcomes
-
-
-def _note(r: PairedResult, note: str) -> PairedResult:
-    from dataclasses import replace
-
-    return replace(r, note=note)
+    @property
+    def beaten(self) -> list[str]:
+        return [c.baseline.label for c in self.comparisons if c.result.verdict == REPRODUCED]
 
 
 def _metric(rec: dict[str, Any], name: str) -> float:
-    v = rec.get("metrics", {}).get(name)
+    v = (rec.get("metrics") or {}).get(name)
     return float(v) if isinstance(v, (int, float)) else math.nan
 
 
-def _seeds_in(records: dict[str, dict[str, Any]], ref: ClaimRef, quick: bool) -> range:
-    """0..max seed of the claim's task present in ``records`` (for `reglab list`)."""
-    seeds = [r["seed"] for r in records.values() if r.get("task") == ref.claim.task and r.get("quick") == quick]
-    return range(max(seeds) + 1) if seeds else range(0)
+def equal_cpu_time_values(arm_rec: dict[str, Any], base_rec: dict[str, Any], curve: str) -> tuple[float, float]:
+    """(arm, baseline) values of a per-epoch ``curve`` at equal compute: the baseline's
+    value after half its epochs, and the arm's value interpolated at the process CPU
+    time the baseline spent to get there (``cpu_seconds`` curves)."""
+    import numpy as np
+
+    def series(rec: dict[str, Any]) -> tuple[Any, Any]:
+        curves = rec.get("curves") or {}
+        y, t = curves.get(curve), curves.get("cpu_seconds")
+        if not y or not t or len(y) != len(t):
+            return None, None
+        return np.asarray(t, dtype=float), np.asarray(y, dtype=float)
+
+    (ta, ya), (tb, yb) = series(arm_rec), series(base_rec)
+    if ya is None or yb is None:
+        return math.nan, math.nan
+    half = max(1, len(yb) // 2) - 1
+    # Before the arm's first epoch ends it has no value: its first one stands in (in its favour).
+    return float(np.interp(tb[half], ta, ya)), float(yb[half])
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    import numpy as np
+
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return (math.nan, math.nan, math.nan)
+    q1, med, q3 = np.percentile(xs, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def _ratio(a: Any, b: Any) -> float:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b > 0:
+        return math.nan
+    return float(a) / float(b)
+
+
+def evaluate(
+    refs: Iterable[ClaimRef], records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool
+) -> list[ClaimOutcome]:
+    """Verdicts of every claim on every dataset from stored records, Holm-corrected together.
+
+    A seed enters a comparison only when both of its runs are stored; a
+    metric missing from a run counts as not finite (inconclusive).
+    """
+    pending: list[tuple[ClaimRef, str, Baseline, PairedResult, tuple[int, ...], tuple[float, float, float]]] = []
+    for ref in refs:
+        c = ref.claim
+        for dataset in c.datasets:
+            for baseline in c.compared_with:
+                arm_vals, base_vals, used, ratios = [], [], [], []
+                for seed in seeds:
+                    ra = records.get(ref.treated_run(dataset, seed, quick).key)
+                    rb = records.get(ref.baseline_run(baseline, dataset, seed, quick).key)
+                    if ra is None or rb is None:
+                        continue
+                    if c.at_equal_cpu_time:
+                        a, b = equal_cpu_time_values(ra, rb, c.metric)
+                    else:
+                        a, b = _metric(ra, c.metric), _metric(rb, baseline.metric or c.metric)
+                    arm_vals.append(a)
+                    base_vals.append(b)
+                    used.append(seed)
+                    ratios.append(_ratio(ra.get("step_cpu_seconds"), rb.get("step_cpu_seconds")))
+                if c.min_effect is None:
+                    result = _no_delta(arm_vals, base_vals, c)
+                else:
+                    result = paired_comparison(arm_vals, base_vals, c.direction, kind=c.kind, min_effect=c.min_effect)
+                pending.append((ref, dataset, baseline, result, tuple(used), _quartiles(ratios)))
+    # Holm over every decidable comparison of the report (a claim without δ is not tested).
+    testable = [i for i, p in enumerate(pending) if p[0].claim.min_effect is not None]
+    adjusted = [p[3] for p in pending]
+    for i, res in zip(testable, holm_adjust([pending[i][3] for i in testable])):
+        adjusted[i] = res
+    comparisons = [
+        Comparison(ref, ds, b, res, used, ov) for (ref, ds, b, _, used, ov), res in zip(pending, adjusted)
+    ]
+    outcomes: list[ClaimOutcome] = []
+    for comp in comparisons:
+        if outcomes and outcomes[-1].ref == comp.ref and outcomes[-1].dataset == comp.dataset:
+            outcomes[-1] = replace(outcomes[-1], comparisons=outcomes[-1].comparisons + (comp,))
+        else:
+            outcomes.append(ClaimOutcome(comp.ref, comp.dataset, (comp,)))
+    return outcomes
+
+
+def _no_delta(arm: list[float], base: list[float], claim: Claim) -> PairedResult:
+    """A claim without a smallest effect of interest cannot be decided: inconclusive, said why."""
+    r = paired_comparison(arm, base, claim.direction, kind=claim.kind, min_effect=1.0)
+    return replace(r, verdict=INCONCLUSIVE, seeds_needed=None, note="the claim declares no smallest effect of interest")
+
+
+def holds_everywhere(outcomes: Sequence[ClaimOutcome]) -> list[tuple[ClaimRef, str]]:
+    """Per claim, in order: ``"yes"`` when reproduced on every dataset, else where it did not hold."""
+    by_claim: dict[str, list[ClaimOutcome]] = {}
+    for o in outcomes:
+        by_claim.setdefault(o.ref.id, []).append(o)
+    out = []
+    for os_ in by_claim.values():
+        failed = [f"{o.dataset}: {o.verdict}" for o in os_ if o.verdict != REPRODUCED]
+        out.append((os_[0].ref, "yes" if not failed else "no (" + "; ".join(failed) + ")"))
+    return out
+
+
+def coverage() -> tuple[list[str], list[str]]:
+    """(registered names with at least one claim, names without any)."""
+    from reglab.core.registry import get, list_regularizers
+
+    names = list_regularizers()
+    with_claims = [n for n in names if getattr(get(n), "claims", ())]
+    return with_claims, [n for n in names if n not in with_claims]
+
+
+def baseline_label(baseline: Baseline) -> str:
+    return baseline.label or arm_label(baseline.arm)

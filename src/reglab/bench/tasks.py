@@ -2,17 +2,22 @@
 
 A task is a function registered with :func:`task`::
 
-    @task("label_noise")
-    def label_noise(arm: dict | None, *, seed: int, quick: bool = False, **task_args) -> TaskResult
+    @task("label_noise", datasets=("digits", "digits_half", "mnist1d"))
+    def label_noise(arm: dict | None, *, seed: int, quick: bool = False, dataset: str = "digits",
+                    **task_args) -> TaskResult
 
 ``arm`` is a ``get_config``-style dict naming the registered object to
 evaluate (None: the plain baseline). The function builds it with
 ``reglab.from_config`` and uses it in its natural form (penalty, target
 transform, module, optimizer wrapper). Everything random derives from
 ``seed``: the data split, the initialization, the batches, so two arms with
-the same seed form a paired comparison. ``quick`` shrinks the run to a
-smoke test (a few seconds). Hyperparameters are fixed in the task (never
-tuned on the test split); regularizer defaults are the paper's.
+the same seed form a paired comparison. ``dataset`` is one of the names
+the task declares (``reglab.bench.data``); every split has a validation
+part, and early stopping or any other model selection uses it only, never
+the test split. ``quick`` shrinks the run to a smoke test (a few seconds).
+Hyperparameters are fixed in the task; regularizer defaults are the
+paper's. ``TaskResult.setup`` names the data, model, epochs and optimizer
+for the report.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TaskResult", "TaskUnavailable", "task", "get_task", "list_tasks", "TASKS"]
+__all__ = ["TaskResult", "TaskUnavailable", "task", "get_task", "list_tasks", "TASKS", "TASK_DATASETS"]
 
 
 @dataclass
@@ -30,6 +35,8 @@ class TaskResult:
     curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch series for plots
     step_seconds: float = float("nan")  # mean wall time of one training step
     seconds: float = float("nan")  # wall time of the whole run
+    step_cpu_seconds: float = float("nan")  # mean process CPU time of one training step (workers are single-threaded)
+    setup: dict[str, str] = field(default_factory=dict)  # data, model, epochs, optimizer, selection: for the report
 
 
 class TaskUnavailable(RuntimeError):
@@ -38,13 +45,18 @@ class TaskUnavailable(RuntimeError):
 
 TaskFn = Callable[..., TaskResult]
 TASKS: dict[str, TaskFn] = {}
+#: task name -> the datasets it runs on (``reglab.bench.data.DATASETS`` names)
+TASK_DATASETS: dict[str, tuple[str, ...]] = {}
 
 
-def task(name: str) -> Callable[[TaskFn], TaskFn]:
+def task(name: str, *, datasets: tuple[str, ...] = ("digits",)) -> Callable[[TaskFn], TaskFn]:
+    """Register a lab task under ``name``; ``datasets`` are the data it can run on."""
+
     def deco(fn: TaskFn) -> TaskFn:
         if name in TASKS and TASKS[name] is not fn:
             raise ValueError(f"lab task {name!r} is already registered")
         TASKS[name] = fn
+        TASK_DATASETS[name] = tuple(datasets)
         return fn
 
     return deco

@@ -1,90 +1,354 @@
-"""Verdicts: a paired comparison over seeds, decided by a 95% t-interval.
+"""Verdicts: a paired comparison over seeds against a minimum effect δ.
 
-For seeds s = 1..n run with both arms (same data split, same
-initialization), ``d_s = metric(arm, s) − metric(baseline, s)``. The effect
-is ``mean(d)``, its 95% interval ``mean(d) ± t_{0.975, n−1} · sd(d)/√n``,
-and the test the two-sided paired t-test on the same ``d``.
+For seeds i = 1..n, run with both arms (same split, same initialization), the
+raw difference is ``arm_i − baseline_i``. With ``s = +1`` when the claim is
+"higher is better" and ``s = −1`` when it is "lower is better", the oriented
+difference ``d_i = s · (arm_i − baseline_i)`` is positive when the arm is
+better in the claimed direction. ``[L, U]`` is the BCa bootstrap 95% interval
+of ``mean(d)``; ``p`` is the one-sided exact sign-flip permutation p-value of
+the claim's null hypothesis, Holm-adjusted across all comparisons of a report.
+δ (``min_effect``, metric units, > 0) is the smallest effect that counts.
 
-Rule (stated in every report):
+Rule (stated in every report, see ``RULE``):
 
-* **reproduced**: the interval excludes 0 on the side the paper claims;
-* **not reproduced**: the interval excludes 0 on the other side;
-* **inconclusive**: the interval contains 0, fewer than 2 paired seeds, or
-  a metric is missing or not finite.
+Superiority (claim: the arm is better by at least δ; H0: mean(d) ≤ 0):
 
-When every ``d_s`` is the same non-zero number the interval has zero width
-and excludes 0 (p = 0); when all are 0 it is inconclusive (p = 1).
+* **reproduced**: adjusted p < α, L > 0 and mean(d) ≥ δ;
+* **no effect**: otherwise, if −δ < L and U < δ (the interval lies inside
+  ±δ: any difference is too small to matter, even if it is significant);
+* **not reproduced**: otherwise, if U < δ (the data rule out an effect of δ;
+  this includes an arm that is significantly worse);
+* **inconclusive**: anything else.
+
+Non-inferiority (claim: the arm is at most δ worse; H0: mean(d) ≤ −δ):
+
+* **reproduced**: adjusted p < α and L > −δ;
+* **not reproduced**: U < −δ;
+* **inconclusive**: anything else ("no effect" is not used).
+
+A non-finite metric value is always inconclusive. With n seeds the exact
+sign-flip test cannot give p below 2⁻ⁿ, so at α = 0.05 at least 5 seeds are
+needed to reproduce anything; below that no verdict is given either way
+(a bootstrap interval of 2-4 values is far too narrow to rule an effect out,
+so "not reproduced" and "no effect" need those 5 seeds too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PairedResult", "paired_comparison", "TEST_NAME", "RULE", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE"]
+import numpy as np
+from scipy import stats
 
-TEST_NAME = "two-sided paired t-test over seeds"
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-RULE = (
-    "reproduced if the 95% t-interval of the paired effect (regularized − baseline, per seed) "
-    "excludes 0 in the claimed direction; not reproduced if it excludes 0 in the other direction; "
-    "inconclusive if it contains 0 or fewer than 2 seeds are paired"
+__all__ = [
+    "ALPHA",
+    "INCONCLUSIVE",
+    "NON_INFERIORITY",
+    "NOT_REPRODUCED",
+    "NO_EFFECT",
+    "OUTCOMES",
+    "PairedResult",
+    "REPRODUCED",
+    "RULE",
+    "RULE_LINES",
+    "SUPERIORITY",
+    "TEST_NAME",
+    "decide",
+    "holm",
+    "holm_adjust",
+    "paired_comparison",
+    "seeds_needed",
+]
+
+REPRODUCED, NOT_REPRODUCED, NO_EFFECT, INCONCLUSIVE = "reproduced", "not reproduced", "no effect", "inconclusive"
+OUTCOMES = (REPRODUCED, NOT_REPRODUCED, NO_EFFECT, INCONCLUSIVE)
+SUPERIORITY, NON_INFERIORITY = "superiority", "non-inferiority"
+KINDS = (SUPERIORITY, NON_INFERIORITY)
+DIRECTIONS = ("higher", "lower")
+ALPHA = 0.05
+TEST_NAME = (
+    "exact paired sign-flip permutation test (one-sided), BCa bootstrap 95% CI, Holm across the report's comparisons"
 )
+
+RULE = (
+    "Per seed, d = arm − baseline, signed so that positive means better in the claimed direction; "
+    "[L, U] is the BCa bootstrap 95% interval of mean(d), p the one-sided exact sign-flip permutation "
+    "p-value, Holm-adjusted across the report's comparisons, and δ the smallest effect that counts. "
+    "Superiority claims are reproduced if p < 0.05, L > 0 and mean(d) ≥ δ; otherwise they are "
+    "'no effect' if the interval lies inside (−δ, δ), not reproduced if U < δ, and inconclusive otherwise. "
+    "Non-inferiority claims (the arm is at most δ worse) are reproduced if p < 0.05 for H0: mean(d) ≤ −δ "
+    "and L > −δ, not reproduced if U < −δ, and inconclusive otherwise. "
+    "With fewer than 5 paired seeds (the exact test cannot reach p < 0.05) or a non-finite value "
+    "there is no verdict either way: inconclusive."
+)
+
+RULE_LINES = (
+    "d = arm − baseline per seed, positive = better as claimed; [L, U] = BCa 95% CI of mean(d); δ = min effect.",
+    "p = one-sided exact sign-flip permutation test, Holm-adjusted; under 5 seeds: always inconclusive.",
+    "Superiority: reproduced if p < 0.05, L > 0, mean(d) ≥ δ; else no effect if −δ < L, U < δ;",
+    "else not reproduced if U < δ; else inconclusive.",
+    "Non-inferiority: reproduced if p < 0.05 (H0: mean(d) ≤ −δ) and L > −δ; not reproduced if U < −δ.",
+)
+
+# Exact enumeration of all 2**n sign vectors stays below ~0.5 s up to n = 16
+# (65 536 flips); beyond that a seeded Monte Carlo sample is used.
+_MAX_EXACT_N = 16
+_MAX_SEEDS_NEEDED = 10_000
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    n: int
+    """One claim's paired comparison. Raw fields are in metric units, not oriented."""
+
+    n: int  # paired seeds used
     baseline_mean: float
     arm_mean: float
-    effect: float  # mean of arm − baseline
-    ci_low: float
+    effect: float  # mean of (arm − baseline), raw metric units (NOT oriented)
+    ci_low: float  # BCa CI of mean(arm − baseline), raw units, ci_low <= ci_high
     ci_high: float
-    p_value: float
-    verdict: str
+    p_value: float  # one-sided exact sign-flip permutation p of the claim's H0 (unadjusted)
+    p_adjusted: float  # Holm-adjusted p (equals p_value until holm_adjust is applied)
+    wins: int  # seeds where the arm is strictly better in the claimed direction
+    ties: int  # seeds with arm == baseline
+    prob_better: float  # share of bootstrap means of the oriented difference that are > 0
+    verdict: str  # one of OUTCOMES
+    kind: str  # SUPERIORITY or NON_INFERIORITY
+    direction: str  # "higher" or "lower"
+    min_effect: float  # δ, > 0, metric units
+    seeds_needed: int | None  # for INCONCLUSIVE: paired seeds estimated to settle it, else None
     note: str = ""
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return sum(xs) / len(xs) if xs else math.nan
+def _sign(direction: str) -> float:
+    return 1.0 if direction == "higher" else -1.0
+
+
+def _oriented(result: PairedResult) -> tuple[float, float, float]:
+    """(mean(d), L, U) of the oriented difference, from a result's raw fields."""
+    s = _sign(result.direction)
+    low, high = (result.ci_low, result.ci_high) if s > 0 else (-result.ci_high, -result.ci_low)
+    return s * result.effect, low, high
+
+
+def decide(kind: str, mean_d: float, low: float, high: float, p_adjusted: float, min_effect: float,
+           alpha: float = ALPHA, n: int | None = None) -> str:
+    """The rule, on oriented quantities (positive = better as claimed).
+
+    ``low``/``high`` is the interval of ``mean_d``. NaN inputs make every
+    comparison false, so undefined statistics fall through to INCONCLUSIVE.
+    With ``n`` paired seeds below the number at which the exact test can
+    reach ``alpha``, no verdict is given either way: a bootstrap interval of
+    2-4 values is far too narrow to rule an effect out.
+    """
+    delta = min_effect
+    if kind not in (SUPERIORITY, NON_INFERIORITY):
+        raise ValueError(f"kind must be {SUPERIORITY!r} or {NON_INFERIORITY!r}, got {kind!r}")
+    if n is not None and n < _min_seeds_for_level(alpha):
+        return INCONCLUSIVE
+    if kind == SUPERIORITY:
+        if p_adjusted < alpha and low > 0 and mean_d >= delta:
+            return REPRODUCED
+        # Checked before NOT_REPRODUCED: an interval inside ±δ is "too small to
+        # matter", which is more informative than "not reproduced".
+        if -delta < low and high < delta:
+            return NO_EFFECT
+        if high < delta:
+            return NOT_REPRODUCED
+        return INCONCLUSIVE
+    if kind == NON_INFERIORITY:
+        if p_adjusted < alpha and low > -delta:
+            return REPRODUCED
+        if high < -delta:
+            return NOT_REPRODUCED
+        return INCONCLUSIVE
+    raise ValueError(f"kind must be {SUPERIORITY!r} or {NON_INFERIORITY!r}, got {kind!r}")
+
+
+def _min_seeds_for_level(alpha: float) -> int:
+    """Smallest n with 2**-n < alpha: below it the exact sign-flip p cannot reach alpha."""
+    n = 1
+    while 2.0**-n >= alpha:
+        n += 1
+    return n
+
+
+def seeds_needed(kind: str, n: int, mean_d: float, low: float, high: float, min_effect: float,
+                 alpha: float = ALPHA) -> int | None:
+    """Rough number of paired seeds that would settle an inconclusive comparison.
+
+    Assumes the interval half width shrinks like 1/√n while the mean stays put:
+    the half width must drop below the margin between mean(d) and the
+    boundary the interval has to clear. None when that cannot be estimated.
+    """
+    half = (high - low) / 2
+    delta = min_effect
+    if kind == SUPERIORITY:
+        # Above δ the interval must clear 0 (L > 0); below δ it must clear δ (U < δ).
+        margin = mean_d if mean_d >= delta else delta - mean_d
+    else:
+        # Above −δ it must clear −δ from above (L > −δ); below, from below (U < −δ).
+        margin = mean_d + delta if mean_d > -delta else -delta - mean_d
+    if not (math.isfinite(half) and math.isfinite(margin)) or margin <= 0 or half == 0:
+        return None
+    needed = max(n + 1, math.ceil(n * (half / margin) ** 2), _min_seeds_for_level(alpha))
+    return min(needed, _MAX_SEEDS_NEEDED)
+
+
+def _with_verdict(result: PairedResult, p_adjusted: float, alpha: float) -> PairedResult:
+    """Copy of ``result`` with ``p_adjusted`` and the verdict/seeds_needed that follow from it."""
+    mean_d, low, high = _oriented(result)
+    verdict = decide(result.kind, mean_d, low, high, p_adjusted, result.min_effect, alpha, result.n)
+    needed = (
+        seeds_needed(result.kind, result.n, mean_d, low, high, result.min_effect, alpha)
+        if verdict == INCONCLUSIVE
+        else None
+    )
+    return dataclasses.replace(result, p_adjusted=p_adjusted, verdict=verdict, seeds_needed=needed)
+
+
+def _sign_flip_p(d: np.ndarray, seed: int, n_resamples: int) -> float:
+    """One-sided p of H0: mean(d) <= 0 against mean(d) > 0, by flipping signs.
+
+    With a single sample and permutation_type="samples", scipy forms the null
+    distribution by independently flipping the sign of each observation
+    (documented in permutation_test; done in _calculate_null_samples).
+    """
+    exact = len(d) <= _MAX_EXACT_N
+    res = stats.permutation_test(
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        alternative="greater",
+        vectorized=True,
+        n_resamples=np.inf if exact else n_resamples,
+        random_state=np.random.default_rng(seed),  # `rng=` only exists from scipy 1.15
+    )
+    return float(res.pvalue)
+
+
+def _bootstrap(d_raw: np.ndarray, confidence: float, n_resamples: int, seed: int,
+               method: str) -> tuple[float, float, np.ndarray]:
+    res = stats.bootstrap(
+        (d_raw,),
+        np.mean,
+        method=method,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        vectorized=True,
+        random_state=np.random.default_rng(seed),  # `rng=` only exists from scipy 1.15
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high), res.bootstrap_distribution
 
 
 def paired_comparison(
-    arm: Sequence[float], baseline: Sequence[float], direction: str, *, confidence: float = 0.95
+    arm: Sequence[float],
+    baseline: Sequence[float],
+    direction: str,
+    *,
+    kind: str = SUPERIORITY,
+    min_effect: float,
+    alpha: float = ALPHA,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
 ) -> PairedResult:
-    """Verdict for one claim from per-seed values (same order: index = seed)."""
-    if direction not in ("higher", "lower"):
+    """Verdict for one claim from per-seed values (same order: index = seed).
+
+    ``p_adjusted`` equals ``p_value`` here; pass all of a report's results
+    through :func:`holm_adjust` to correct for multiple comparisons.
+    """
+    if direction not in DIRECTIONS:
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be {SUPERIORITY!r} or {NON_INFERIORITY!r}, got {kind!r}")
+    try:
+        delta = float(min_effect)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_effect must be a finite number > 0, got {min_effect!r}") from None
+    if not (math.isfinite(delta) and delta > 0):
+        raise ValueError(f"min_effect must be a finite number > 0, got {min_effect!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if len(arm) != len(baseline):
         raise ValueError(f"paired values need the same seeds, got {len(arm)} and {len(baseline)}")
-    nan = math.nan
-    pairs = [(float(a), float(b)) for a, b in zip(arm, baseline)]
-    if any(not (math.isfinite(a) and math.isfinite(b)) for a, b in pairs):
-        return PairedResult(len(pairs), nan, nan, nan, nan, nan, nan, INCONCLUSIVE, "non-finite metric value")
-    n = len(pairs)
-    a_mean, b_mean = _mean([a for a, _ in pairs]), _mean([b for _, b in pairs])
-    d = [a - b for a, b in pairs]
-    effect = _mean(d)
-    if n < 2:
-        note = "no paired seeds" if n == 0 else "one seed: no interval"
-        return PairedResult(n, b_mean, a_mean, effect, nan, nan, nan, INCONCLUSIVE, note)
-    sd = math.sqrt(sum((x - effect) ** 2 for x in d) / (n - 1))
-    if sd == 0.0:
-        lo = hi = effect
-        p = 1.0 if effect == 0.0 else 0.0
-    else:
-        from scipy import stats
 
-        se = sd / math.sqrt(n)
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
-        lo, hi = effect - half, effect + half
-        p = float(2 * stats.t.sf(abs(effect / se), n - 1))
-    sign = 1.0 if direction == "higher" else -1.0
-    if sign * lo > 0 and sign * hi > 0:
-        verdict = REPRODUCED
-    elif sign * lo < 0 and sign * hi < 0:
-        verdict = NOT_REPRODUCED
-    else:
-        verdict = INCONCLUSIVE
-    return PairedResult(n, b_mean, a_mean, effect, lo, hi, p, verdict)
+    a = np.asarray(arm, dtype=float).reshape(-1)
+    b = np.asarray(baseline, dtype=float).reshape(-1)
+    n = len(a)
+    s = _sign(direction)
+    nan = math.nan
+
+    def undefined(note: str, base_mean: float = nan, arm_mean: float = nan, effect: float = nan,
+                  wins: int = 0, ties: int = 0) -> PairedResult:
+        return PairedResult(n, base_mean, arm_mean, effect, nan, nan, nan, nan, wins, ties, nan,
+                            INCONCLUSIVE, kind, direction, delta, None, note)
+
+    if n == 0:
+        return undefined("no paired seeds")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return undefined("non-finite metric value")
+
+    d_raw = a - b
+    d = s * d_raw
+    wins, ties = int(np.sum(d > 0)), int(np.sum(d == 0))
+    effect = float(np.mean(d_raw))
+    if n < 2:
+        return undefined("fewer than 2 paired seeds", float(np.mean(b)), float(np.mean(a)), effect, wins, ties)
+
+    note = ""
+    # Warnings are silenced because degenerate resamples (tiny n, ties) make
+    # scipy warn; the NaN they cause is detected and handled below instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Non-inferiority shifts the null to mean(d) <= −δ: test d + δ against 0.
+        shifted = d if kind == SUPERIORITY else d + delta
+        p_value = _sign_flip_p(shifted, seed, n_resamples)
+        if np.all(d_raw == d_raw[0]):
+            # Every resample has the same mean: the interval is that point, and
+            # bootstrap would only warn and return NaN.
+            ci_low = ci_high = float(d_raw[0])
+            od = float(d[0])
+            prob_better = 1.0 if od > 0 else 0.0 if od < 0 else 0.5
+        else:
+            ci_low, ci_high, dist = _bootstrap(d_raw, confidence, n_resamples, seed, "BCa")
+            if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+                # BCa needs a finite bias correction and acceleration; with few
+                # seeds and ties these can be undefined. Percentile still works.
+                ci_low, ci_high, dist = _bootstrap(d_raw, confidence, n_resamples, seed, "percentile")
+                note = "BCa interval undefined (too few distinct resamples); percentile interval used"
+            prob_better = float(np.mean(s * dist > 0))
+
+    partial = PairedResult(n, float(np.mean(b)), float(np.mean(a)), effect, ci_low, ci_high, p_value, p_value,
+                           wins, ties, prob_better, INCONCLUSIVE, kind, direction, delta, None, note)
+    return _with_verdict(partial, p_value, alpha)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order.
+
+    Sorted ascending, the k-th smallest (k = 0..m−1) becomes
+    ``max_{j<=k} min(1, (m − j) · p_(j))``, so the adjusted values keep the
+    order of the raw ones. NaN entries stay NaN and do not count in m.
+    """
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    out = np.full(p.shape, math.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if m == 0:
+        return out.tolist()
+    order = valid[np.argsort(p[valid], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out.tolist()
+
+
+def holm_adjust(results: Sequence[PairedResult], alpha: float = ALPHA) -> list[PairedResult]:
+    """New results with Holm-adjusted p over all of ``results`` and verdicts recomputed from it."""
+    adjusted = holm([r.p_value for r in results])
+    return [_with_verdict(r, p, alpha) for r, p in zip(results, adjusted)]

@@ -7,7 +7,7 @@ What a method file needs is re-exported here: ``from reglab.core import Paper, r
 from __future__ import annotations
 
 from reglab.core.errors import RegularizerInputError
-from reglab.core.paper import Claim, Paper
+from reglab.core.paper import Baseline, Claim, Paper
 from reglab.core.registry import Registered, register
 from reglab.core.config import Configurable
 from reglab.core.regularizer import FunctionModule, Penalty, Regularizer, RepresentationRegularizer, WeightRegularizer
@@ -17,6 +17,7 @@ from reglab.core.schedules import LinearRamp
 from reglab.core.distributed import all_gather_indexed, all_gather_nograd, gather
 
 __all__ = [
+    "Baseline",
     "Claim",
     "Configurable",
     "FunctionModule",

@@ -120,7 +120,8 @@ class Info:
         lines.append(f"  paper:    {self.paper.cite() if self.paper else '(classic; no single paper)'}")
         for claim in self.claims:
             lines.append(
-                f"  claim:    {claim.statement} [{claim.task}: {claim.metric} {claim.direction} than {claim.baseline}]"
+                f"  claim:    {claim.statement} [{claim.task}: {claim.metric} {claim.direction} than "
+                f"{', '.join(b.label for b in claim.compared_with)}]"
             )
         return "\n".join(lines)
 

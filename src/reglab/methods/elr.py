@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import torch
 
-from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
+from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
 from reglab.ops import (
     check_index, check_logits, check_num_classes, check_probability, check_table_size, check_tensor,
 )
@@ -82,25 +82,46 @@ class ELR(Regularizer):
     form = "penalty"
     paper = PAPER
     formula = "t_i ← β t_i + (1−β) p̂_i;  R = λ · mean_i log(1 − ⟨p_i, t_i⟩)"
+    # Every arm of the label-noise task is early-stopped on the noisy validation
+    # split (the standard remedy), so ELR must beat that, and label smoothing.
     claims = (
-        Claim(
-            "ELR prevents memorization of noisy labels: final clean-test accuracy stays near its early peak "
-            "under 40% symmetric noise, where plain CE falls",
-            task="label_noise", metric="final_accuracy", direction="higher", task_args={"noise": 0.4},
-            source="Liu et al. 2020, Sec. 5 / Fig. 1",
-        ),
-        Claim(
-            "ELR lowers the share of noisy training samples predicted as their wrong label",
-            task="label_noise", metric="memorization", direction="lower", task_args={"noise": 0.4},
-            source="Liu et al. 2020, Fig. 1",
-        ),
         *(
             Claim(
-                f"ELR keeps clean-test accuracy higher than plain CE under {int(rate * 100)}% symmetric label noise",
-                task="label_noise", metric="final_accuracy", direction="higher", task_args={"noise": rate},
+                f"ELR improves clean-test accuracy under {int(rate * 100)}% symmetric label noise",
+                task="label_noise", metric="test_accuracy", direction="higher", task_args={"noise": rate},
+                min_effect=0.01, min_effect_reason="one point of test accuracy: less would not justify a new loss",
+                baselines=(
+                    Baseline("CE, early-stopped", why="the standard remedy: stop at the best noisy-validation accuracy"),
+                    Baseline(
+                        "label smoothing (ε=0.1), early-stopped", {"name": "label_smoothing"},
+                        why="the simplest loss said to resist label noise (Lukasik et al. 2020)",
+                    ),
+                ),
+                datasets=("digits", "digits_half", "mnist1d"),
+                settings="MLP, Adam, 150 epochs on digits / MNIST-1D instead of ResNet-34 with SGD on CIFAR; "
+                "λ=3, β=0.7 are the paper's CIFAR-10 values",
                 source="Liu et al. 2020, Table 1 (symmetric noise 20-80%)",
             )
-            for rate in (0.2, 0.6)
+            for rate in (0.2, 0.4, 0.6)
+        ),
+        Claim(
+            "ELR makes early stopping unnecessary: its last-epoch accuracy under 40% noise is not worse than "
+            "early-stopped CE",
+            task="label_noise", metric="final_accuracy", direction="higher", task_args={"noise": 0.4},
+            kind="non-inferiority", min_effect=0.01, min_effect_reason="one point of test accuracy",
+            baselines=(Baseline("CE, early-stopped", metric="test_accuracy", why="what ELR would replace"),),
+            datasets=("digits", "digits_half", "mnist1d"),
+            settings="as above",
+            source="Liu et al. 2020, Sec. 5 / Fig. 1 (ELR's accuracy does not fall after the early peak)",
+        ),
+        Claim(
+            "ELR lowers the share of noisy training samples predicted as their wrong label (40% noise)",
+            task="label_noise", metric="memorization", direction="lower", task_args={"noise": 0.4},
+            role="mechanism", min_effect=0.05, min_effect_reason="five points of the mislabelled training samples",
+            baselines=(Baseline("CE, last epoch", why="the memorization ELR is designed to prevent"),),
+            datasets=("digits", "digits_half", "mnist1d"),
+            settings="as above",
+            source="Liu et al. 2020, Fig. 1",
         ),
     )
     example_args: ClassVar[dict] = {"num_samples": 8, "num_classes": 3}

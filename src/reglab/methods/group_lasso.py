@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Claim, Paper, WeightRegularizer, register
+from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.ops import as_tensors, checked_total, group_norm_sum, group_prox_, grouping, hyperparameters
 
 PAPER = Paper(
@@ -80,15 +80,33 @@ class GroupLasso(WeightRegularizer):
     # the first conv layer (√p = 3) at λ ≈ 0.25; not a paper constant.
     claims = (
         Claim(
-            "Group lasso removes whole filters: a share of conv filters ends exactly at zero",
-            task="structured_sparsity", metric="zero_filter_fraction", direction="higher",
-            arm={"name": "group_lasso", "weight": 0.3}, source="Scardapane et al. 2017, abstract and Sec. 5",
+            "Group lasso keeps accuracy with many filters removed: test accuracy after pruning half of each "
+            "layer's filters (smallest norm, no retraining) is higher",
+            task="structured_sparsity", metric="pruned50_accuracy", direction="higher",
+            arm={"name": "group_lasso", "weight": 0.3},
+            min_effect=0.01, min_effect_reason="one point of test accuracy",
+            baselines=(
+                Baseline("no regularizer, same pruning"),
+                Baseline(
+                    "L2 (5e-4), same pruning", {"name": "l2", "weight": 5e-4},
+                    why="weight decay + magnitude pruning, the usual recipe",
+                ),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="weight 0.3 in proximal mode (the paper tunes λ per network) was chosen during development on "
+            "digits seeds 0-4, with their test splits in view: those seeds are not evidence; the committed report "
+            "uses seeds 200+ and digits_half, never used in choosing it. L2 5e-4 is the common default, not tuned",
+            source="Scardapane et al. 2017, Sec. 5",
         ),
         Claim(
-            "Group lasso keeps accuracy with many filters removed: test accuracy after pruning half of each "
-            "layer's filters (smallest norm) is higher than without it",
-            task="structured_sparsity", metric="pruned50_accuracy", direction="higher",
-            arm={"name": "group_lasso", "weight": 0.3}, source="Scardapane et al. 2017, Sec. 5",
+            "Group lasso does not cost accuracy before pruning",
+            task="structured_sparsity", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            arm={"name": "group_lasso", "weight": 0.3},
+            min_effect=0.01, min_effect_reason="one point of test accuracy",
+            baselines=(Baseline("no regularizer"),),
+            datasets=("digits", "digits_half"),
+            settings="as above",
+            source="Scardapane et al. 2017, Tables 2-4 (accuracy kept at high sparsity)",
         ),
     )
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reglab.core import Claim, Configurable, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Configurable, Paper, RegularizerInputError, register
 from reglab.ops import check_int, check_probability, check_tensor
 
 PAPER = Paper(
@@ -44,11 +44,21 @@ class MultiSampleDropout(Configurable, nn.Module):
     formula = "L = (1/M) Σ_m ℓ(head(dropout_m(z)), y)"
     claims = (
         Claim(
-            "Multi-sample dropout lowers the training loss faster than plain dropout",
+            "Multi-sample dropout lowers the training loss faster than plain dropout (per epoch)",
             task="dropout_training", metric="mean_train_loss_first_half", direction="lower",
-            baseline="plain dropout (M = 1)",
-            baseline_arm={"name": "multi_sample_dropout", "num_samples": 1, "p": 0.5},
+            min_effect=0.01, min_effect_reason="0.01 nats of training loss",
+            baselines=(Baseline("plain dropout (M = 1)", {"name": "multi_sample_dropout", "num_samples": 1, "p": 0.5}),),
+            settings="MLP on digits, Adam, 60 epochs; M=8, p=0.5 are the paper's",
             source="Inoue 2019, Fig. 2-3",
+        ),
+        Claim(
+            "Multi-sample dropout lowers the training loss faster than plain dropout at equal CPU time",
+            task="dropout_training", metric="train_loss", direction="lower", at_equal_cpu_time=True,
+            min_effect=0.01, min_effect_reason="0.01 nats of training loss",
+            baselines=(Baseline("plain dropout (M = 1)", {"name": "multi_sample_dropout", "num_samples": 1, "p": 0.5}),),
+            settings="as above; the paper counts epochs, a practitioner pays for time: compared at the CPU time "
+            "plain dropout spends on half its epochs",
+            source="Inoue 2019, Sec. 1 (\"accelerates training\")",
         ),
     )
     _runtime_args = ("module",)

@@ -6,8 +6,10 @@ order), runs on CPU in a few seconds, and uses only torch.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,14 @@ from reglab import functional as RF
 __all__ = [
     "mlp",
     "small_cnn",
+    "mnist1d_cnn",
+    "classifier",
     "train_loop",
+    "train_output_model",
+    "Timing",
+    "SelectOnValidation",
+    "fit_temperature",
+    "result",
     "accuracy",
     "ece",
     "memorization_rate",
@@ -54,7 +63,52 @@ def small_cnn(num_classes: int = 10, width: int = 16) -> nn.Sequential:
     )
 
 
+class _Signal(nn.Module):
+    """(n, L) signals -> (n, 1, L) for a Conv1d stack."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1)
+
+
+def mnist1d_cnn(length: int = 40, num_classes: int = 10, channels: int = 25) -> nn.Sequential:
+    """The convolutional baseline of MNIST-1D (Greydanus & Kobak 2024, ``ConvBase`` in the
+    official repository's ``models.py``): three stride-2 Conv1d layers of 25 channels
+    (kernels 5, 3, 3, padding 1) with ReLU, then a linear head."""
+    convs = nn.Sequential(
+        _Signal(),
+        nn.Conv1d(1, channels, 5, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        width = convs(torch.zeros(1, length)).shape[1]
+    return nn.Sequential(*convs, nn.Linear(width, num_classes))
+
+
+def classifier(data) -> tuple[nn.Module, str]:
+    """The lab's classifier for a dataset, and its description: the MLP d-256-C on
+    digits, MNIST-1D's own convolutional baseline on MNIST-1D (an MLP of this size
+    reaches only about half its accuracy there, too weak to say anything about
+    regularization)."""
+    if data.name == "mnist1d":
+        return mnist1d_cnn(data.num_features, data.num_classes), "MNIST-1D ConvBase: 3× Conv1d(25, stride 2)-ReLU, linear head"
+    return mlp(data.num_features, 256, data.num_classes), f"MLP {data.num_features}-256-{data.num_classes} (ReLU)"
+
+
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class Timing:
+    """What a training loop cost: per optimizer step, and cumulative per epoch."""
+
+    step_seconds: float  # mean wall time of one step
+    step_cpu_seconds: float  # mean process CPU time of one step (the lab's workers are single-threaded)
+    epoch_cpu_seconds: list[float]  # process CPU time spent in training steps up to the end of each epoch
 
 
 def train_loop(
@@ -71,23 +125,25 @@ def train_loop(
     on_epoch_end: Callable[[int], None] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
     after_step: Callable[[torch.optim.Optimizer], None] | None = None,
-) -> float:
+) -> Timing:
     """Adam over shuffled minibatches; ``step_loss(xb, yb, idx, epoch)`` returns the loss.
 
     ``idx`` are the dataset indices of the batch (for per-sample buffers).
     ``after_step(optimizer)`` runs after each ``optimizer.step()`` (e.g.
-    ``regs.step`` for proximal updates and schedules).
-    Returns the mean wall time of one optimizer step.
+    ``regs.step`` for proximal updates and schedules). Only the steps are
+    timed, not the per-epoch evaluation.
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed + 1)
     n = x.shape[0]
-    steps, t0 = 0, time.perf_counter()
+    steps, wall, cpu = 0, 0.0, 0.0
+    epoch_cpu: list[float] = []
     for epoch in range(epochs):
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         model.train()
         perm = torch.randperm(n, generator=gen)
+        w0, c0 = time.perf_counter(), time.process_time()
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             loss = step_loss(x[idx], y[idx], idx, epoch)
@@ -97,11 +153,38 @@ def train_loop(
             if after_step is not None:
                 after_step(opt)
             steps += 1
+        wall += time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        epoch_cpu.append(cpu)
         if on_epoch_end is not None:
             model.eval()
             with torch.no_grad():
                 on_epoch_end(epoch)
-    return (time.perf_counter() - t0) / max(steps, 1)
+    return Timing(wall / max(steps, 1), cpu / max(steps, 1), epoch_cpu)
+
+
+class SelectOnValidation:
+    """Early stopping without stopping: keep the weights of the epoch with the best
+    validation score (ties keep the earlier epoch). The test split never selects."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.best_score = -float("inf")
+        self.best_epoch = -1
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def update(self, score: float, epoch: int) -> None:
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def best_model(self) -> nn.Module:
+        """A copy of the model with the selected weights (the model itself is left at its last epoch)."""
+        best = copy.deepcopy(self.model)
+        if self._state is not None:
+            best.load_state_dict(self._state)
+        best.eval()
+        return best
 
 
 @torch.no_grad()
@@ -177,7 +260,7 @@ def build_output_arm(arm: dict | None, *, num_samples: int, num_classes: int, to
 
 
 
-def train_output_mlp(
+def train_output_model(
     data,
     arm: dict | None,
     *,
@@ -185,28 +268,39 @@ def train_output_mlp(
     epochs: int,
     batch_size: int,
     on_epoch_end: Callable[[nn.Module, int], None],
-) -> tuple[nn.Module, float]:
-    """Train ``mlp(64, 256, C)`` on ``data``'s training split with an output arm.
+) -> tuple[nn.Module, Timing]:
+    """Train the dataset's :func:`classifier` on ``data``'s training split with an output arm.
 
     The arm is built with :func:`build_output_arm` and used through
     :func:`output_loss`; ``on_epoch_end(model, epoch)`` records the task's
-    curves. Returns the model and the mean step time.
+    curves. Returns the model (at its last epoch) and the timing.
     """
     n, c = data.x_train.shape[0], data.num_classes
     torch.manual_seed(seed)
-    model = mlp(64, 256, c)
+    model, _ = classifier(data)
     reg = build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
 
     def step_loss(xb, yb, idx, epoch):
         return output_loss(reg, model(xb), yb, idx)
 
-    step_s = train_loop(
+    timing = train_loop(
         model, data.x_train, data.y_train, step_loss,
         epochs=epochs, batch_size=batch_size, seed=seed,
         on_epoch_end=lambda epoch: on_epoch_end(model, epoch),
         on_epoch_start=getattr(reg, "set_epoch", None),
     )  # fmt: skip
-    return model, step_s
+    return model, timing
+
+
+def result(metrics: dict[str, float], curves: dict[str, list[float]], timing: Timing, started: float,
+           setup: dict[str, str]):
+    """The task's ``TaskResult``, with the timing and the setup the report prints."""
+    from reglab.bench.tasks import TaskResult
+
+    curves = {**curves, "cpu_seconds": list(timing.epoch_cpu_seconds)}
+    return TaskResult(
+        metrics, curves, timing.step_seconds, time.perf_counter() - started, timing.step_cpu_seconds, setup
+    )
 
 def occlude(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Zero one random ``size``×``size`` square fully inside each (N, 1, H, W) image."""
@@ -217,3 +311,20 @@ def occlude(images: torch.Tensor, size: int, generator: torch.Generator) -> torc
     cols = torch.arange(w).view(1, 1, w)
     inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
     return images * (~inside).float()[:, None]
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., 2017): the T > 0 minimizing the NLL of
+    ``logits / T`` on held-out (validation) data, by L-BFGS on log T."""
+    log_t = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
+    logits = logits.detach()
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp())

@@ -19,12 +19,13 @@ from reglab.bench.tasks import TaskResult, TaskUnavailable, task
 from reglab.embeddings.sts import default_data_dir, evaluate_sts
 
 
-@task("sts")
+@task("sts", datasets=("sts",))
 def sts_task(
     arm: dict | None,
     *,
     seed: int = 0,
     quick: bool = False,
+    dataset: str = "sts",
     encoder: str = "minilm",
     data: str | None = None,
     **task_args: Any,
@@ -35,6 +36,8 @@ def sts_task(
     random. ``quick`` uses the first 200 pairs of each file. Raises
     :class:`TaskUnavailable` when the text extra or the data is missing.
     """
+    if dataset != "sts":
+        raise ValueError(f"the sts task runs on the STS files only (dataset 'sts'), got {dataset!r}")
     if task_args:
         raise TypeError(f"sts task got unknown arguments {sorted(task_args)}")
     from reglab.embeddings.encoders import TextExtraMissing, get_encoder

@@ -1,0 +1,174 @@
+"""`reglab ab`: the lab's verdicts on a train function it has never seen."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import pytest
+
+import reglab
+
+pytest.importorskip("scipy")
+
+from reglab.bench.ab import ABRun, ab, arm_identity, parse_arm_spec  # noqa: E402
+from reglab.bench.verdict import NO_EFFECT, NOT_REPRODUCED, REPRODUCED  # noqa: E402
+from reglab.cli import main  # noqa: E402
+from tests.bench import _ab_train  # noqa: E402
+from tests.bench._ab_train import train  # noqa: E402
+
+MSE = {"metric": "test_mse", "higher_is_better": False, "min_effect": 1.0}
+
+
+def test_identical_arm_is_never_reproduced_helpful_one_is(tmp_path):
+    res = ab(train, {"ols": None, "same": None, "ridge": reglab.L2(0.5)}, baseline="ols", seeds=10, out=tmp_path, **MSE)
+    assert res.comparisons["same"].verdict == NO_EFFECT  # identical runs: d = 0 on every seed
+    assert res.comparisons["same"].effect == 0.0 and res.comparisons["same"].wins == 0
+    ridge = res.comparisons["ridge"]
+    assert ridge.verdict == REPRODUCED and ridge.effect < -1.0 and ridge.wins >= 9 and ridge.n == 10
+    assert ridge.p_adjusted >= ridge.p_value and ridge.prob_better > 0.95
+    assert res.seeds == list(range(10)) and "fixed in advance" in res.seeds_rule
+    md, html = res.report(tmp_path / "report")
+    text = open(md).read()
+    assert "| ridge |" in text and "reproduced" in text and os.path.exists(tmp_path / "report" / "plots" / "effects.png")
+    assert "<table>" in open(html).read()
+
+
+def test_harmful_arm_is_not_reproduced():
+    res = ab(train, {"ridge": reglab.L2(0.5), "ols": None}, baseline="ridge", seeds=10, **MSE)
+    assert res.comparisons["ols"].verdict == NOT_REPRODUCED and res.comparisons["ols"].effect > 1.0
+
+
+def test_resume_reuses_runs_and_never_a_changed_config(tmp_path):
+    arms = {"ols": None, "ridge": reglab.L2(0.5)}
+    _ab_train.CALLS.clear()
+    first = ab(train, arms, seeds=5, out=tmp_path, **MSE)
+    assert len(_ab_train.CALLS) == 10
+    _ab_train.CALLS.clear()
+    again = ab(train, arms, seeds=5, out=tmp_path, **MSE)
+    assert _ab_train.CALLS == [] and again.comparisons["ridge"].effect == first.comparisons["ridge"].effect
+    ab(train, {"ols": None, "ridge": reglab.L2(0.6)}, seeds=5, out=tmp_path, **MSE)
+    assert len(_ab_train.CALLS) == 5 and all("0.6" in c for c, _ in _ab_train.CALLS)  # only the changed arm
+    _ab_train.CALLS.clear()
+    ab(train, arms, seeds=5, out=tmp_path, rerun=True, **MSE)
+    assert len(_ab_train.CALLS) == 10
+
+
+def test_a_train_that_raises_is_reported_with_arm_and_seed_and_the_rest_goes_on():
+    res = ab(_ab_train.train_raises_on_seed_3, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=8, **MSE)
+    assert any("train(ridge, seed=3) raised RuntimeError: out of memory" in e for e in res.errors)
+    assert res.comparisons["ridge"].n == 7 and res.comparisons["ridge"].verdict == REPRODUCED
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (_ab_train.train_without_the_metric, "returned no metric 'test_mse' (it returned ['val_mse'])"),
+        (_ab_train.train_nan, "returned a non-finite 'test_mse': nan"),
+    ],
+)
+def test_missing_or_non_finite_metric_is_a_clear_error(fn, message):
+    res = ab(fn, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=6, **MSE)
+    assert any(message in e and "ridge" in e for e in res.errors), res.errors
+    assert "test_mse" in str(res)
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="min_effect"):
+        ab(train, {"a": None, "b": reglab.L2()}, metric="m", min_effect=0)
+    with pytest.raises(ValueError, match="name the baseline"):
+        ab(train, {"a": None, "b": None}, metric="m", min_effect=1)
+    with pytest.raises(ValueError, match="did you mean"):
+        ab(train, {"ols": None, "b": reglab.L2()}, metric="m", min_effect=1, baseline="osl")
+    with pytest.raises(ValueError, match="seeds"):
+        ab(train, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, seeds=1)
+    with pytest.raises(ValueError, match="tune names arms that do not exist"):
+        ab(train, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, tune={"c": {"weight": [1]}})
+
+
+def test_arm_specs_and_identities():
+    assert parse_arm_spec("none") is None and parse_arm_spec("l2") == {"name": "l2"}
+    assert parse_arm_spec('{"name": "elr", "weight": 3}') == {"name": "elr", "weight": 3}
+    with pytest.raises(reglab.UnknownRegularizerError, match="did you mean"):
+        parse_arm_spec("elrr")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_arm_spec('{"name": elr}')
+    assert arm_identity(reglab.L2(0.5)) != arm_identity(reglab.L2(0.6))
+    assert arm_identity([reglab.L2(0.5), {"name": "l1"}]) == arm_identity([reglab.L2(0.5), {"name": "l1"}])
+    assert ABRun(train, "r", reglab.L2(0.5), 0).key != ABRun(train, "r", reglab.L2(0.5), 1).key
+
+
+def test_tuning_uses_validation_on_its_own_seeds_then_fresh_seeds():
+    _ab_train.CALLS.clear()
+    res = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=6, tune={"ridge": {"weight": [1e-4, 0.5, 1e4]}}, **MSE)
+    t = res.tuning["ridge"]
+    assert t["metric"] == "val_mse" and t["chosen"] == {"weight": 0.5} and t["budget"] == 9
+    tune_seeds = set(t["seeds"])
+    assert not tune_seeds & set(res.seeds)
+    assert {s for _, s in _ab_train.CALLS} == tune_seeds | set(res.seeds)
+    assert "weight=0.5" in repr(res.arms["ridge"]) or "0.5" in repr(res.arms["ridge"].get_config())
+
+
+def test_auto_seeds_stop_when_the_interval_is_narrow_enough():
+    res = ab(train, {"ols": None, "same": None}, baseline="ols", seeds="auto", **MSE)
+    assert len(res.seeds) == 10 and "narrower than δ" in res.seeds_rule  # identical arms: width 0 at once
+    wide = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds="auto", max_seeds=15,
+              metric="test_mse", higher_is_better=False, min_effect=0.01)  # fmt: skip
+    assert len(wide.seeds) == 15 and "cap of 15" in wide.seeds_rule
+
+
+def test_local_workers_run_the_same_results(tmp_path):
+    one = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, **MSE)
+    two = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, jobs=2, out=tmp_path, **MSE)
+    assert two.values == one.values
+
+
+def test_ray_backend_without_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match=r"reglab\[ray\]"):
+        ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, backend="ray", **MSE)
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_on_a_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        res = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, backend="ray", out=tmp_path, **MSE)
+        local = ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, **MSE)
+        # the lab's own runs go through the same backend (`reglab bench --backend ray`)
+        from reglab.bench.runner import ResultStore, RunSpec, run_all
+
+        store = ResultStore(tmp_path / "lab.jsonl").load()
+        spec = RunSpec("calibration", {}, {"name": "pskd"}, 0, True, "digits")
+        assert run_all([spec], store, backend="ray") == [] and spec.key in store.records
+    finally:
+        ray.shutdown()
+    assert res.values == local.values and res.backend == "ray"
+
+
+def test_cli_end_to_end_from_the_current_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_experiment.py").write_text(
+        "from tests.bench._ab_train import train as _t\n\ndef train(arm, seed):\n    return _t(arm, seed)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    out = tmp_path / "ab"
+    args = ["ab", "my_experiment:train", "--arm", "ols=none", "--arm", 'ridge={"name": "l2", "weight": 0.5}',
+            "--metric", "test_mse", "--lower-is-better", "--min-effect", "1", "--seeds", "6", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "ridge" in printed and "reproduced" in printed and (out / "report.md").exists()
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and json.loads(lines[0])["task"] == "ab:my_experiment:train"
+    assert main(args[:5] + ["ridge=l2x"] + args[6:]) == 2
+    assert "did you mean" in capsys.readouterr().err
+    assert main(["ab", "no_such_module:train", "--arm", "a=none", "--metric", "m", "--min-effect", "1"]) == 2
+    assert "cannot import 'no_such_module'" in capsys.readouterr().err
+
+
+def test_reglab_ab_is_the_same_function():
+    res = reglab.ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, **MSE)
+    assert math.isfinite(res.comparisons["ridge"].effect)
