@@ -136,3 +136,89 @@ def test_gather_is_identity_without_process_group():
     x = torch.randn(4, 3, requires_grad=True)
     assert D.gather(x) is x
     assert D.world_size() == 1 and D.rank() == 0 and not D.is_distributed()
+
+
+# Edge ranks: a rank with 1 or 0 rows, a NaN on one rank. Every rank must finish
+# within seconds with the single-process value, or all raise the same clear error.
+EDGE_CASES = [
+    ("vicreg", (12, 1)), ("vicreg", (13, 0)), ("barlow_twins", (12, 1)), ("barlow_twins", (13, 0)),
+    ("uniformity", (12, 1)), ("uniformity", (13, 0)), ("vcreg", (12, 1)), ("vcreg", (13, 0)),
+    ("flops", (12, 1)), ("flops", (13, 0)),
+]  # fmt: skip
+
+
+def _edge_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    from datetime import timedelta
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    # a hang fails in 60 s instead of the default 30 min
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    report = {}
+    try:
+        for i, (name, sizes) in enumerate(EDGE_CASES):
+            g = torch.Generator().manual_seed(200 + i)
+            n = sum(sizes)
+            x1 = torch.randn(n, 5, generator=g, dtype=torch.float64)
+            x2 = x1 + 0.3 * torch.randn(n, 5, generator=g, dtype=torch.float64)
+            ref_model = _model()
+            ref = _loss(ref_model, reglab.create(name, gather=False), x1, x2)
+            ref.backward()
+            start = sum(sizes[:rank])
+            sl = slice(start, start + sizes[rank])
+            ddp = torch.nn.parallel.DistributedDataParallel(_model())
+            loss = _loss(ddp, reglab.create(name), x1[sl], x2[sl])
+            loss.backward()
+            torch.testing.assert_close(loss.detach(), ref.detach(), rtol=1e-5, atol=1e-8, msg=f"{name}{sizes}")
+            for a, b in zip(ddp.module.parameters(), ref_model.parameters()):
+                torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-8, msg=lambda m: f"{name}{sizes}: {m}")
+            report[f"{name}{sizes}"] = "ok"
+            del ddp
+        # a NaN on rank 1 only, and a global batch of one row: the same error on every rank
+        for label, rows in (("nan", None), ("one row", (1, 0))):
+            z = torch.randn(4, 6, dtype=torch.float64)
+            if rows is None and rank == 1:
+                z[0, 0] = float("nan")
+            if rows is not None:
+                z = z[: rows[rank]]
+            try:
+                reglab.create("vicreg")(z, z + 1.0)
+                report[label] = "no error"
+            except reglab.RegularizerInputError as e:
+                report[label] = str(e)
+        # ELR: a rank with 0 rows, and duplicate indices across ranks
+        elr = reglab.create("elr", num_samples=20, num_classes=3)
+        logits = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+        local = slice(0, 5) if rank == 0 else slice(0, 0)
+        value = elr(logits[local], torch.arange(5)[local])
+        value.backward()
+        report["elr empty rank"] = float(value.detach())
+        report["elr targets"] = elr.targets.sum().item()
+        try:
+            elr(torch.randn(2, 3, dtype=torch.float64), torch.tensor([7, 8]))  # both ranks: the same indices
+            report["elr duplicates"] = "no error"
+        except reglab.RegularizerInputError as e:
+            report["elr duplicates"] = str(e)
+        with open(os.path.join(out_dir, f"edge{rank}.json"), "w") as f:
+            json.dump(report, f)
+        gc.collect()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_edge_ranks_finish_with_the_right_value_or_the_same_error(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    mp.spawn(_edge_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert time.perf_counter() - t0 < 60, "a rank waited in a collective"
+    r0, r1 = (json.loads((tmp_path / f"edge{r}.json").read_text()) for r in range(2))
+    for name, sizes in EDGE_CASES:
+        assert r0[f"{name}{sizes}"] == r1[f"{name}{sizes}"] == "ok"
+    assert r0["nan"] == r1["nan"] and "NaN" in r0["nan"] and "global batch" in r0["nan"]
+    assert r0["one row"] == r1["one row"] and "at least 2" in r0["one row"] and "all ranks" in r0["one row"]
+    assert r0["elr targets"] == pytest.approx(r1["elr targets"]) and r0["elr targets"] == pytest.approx(5 * 0.3, rel=1e-6)
+    assert r1["elr empty rank"] == 0.0
+    assert r0["elr duplicates"] == r1["elr duplicates"] and "duplicate dataset indices" in r0["elr duplicates"]

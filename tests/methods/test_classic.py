@@ -73,13 +73,18 @@ def test_gradcheck(fn, shape):
     assert torch.autograd.gradcheck(fn, (w,))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_l2_low_precision_dtypes(dtype):
-    w = rand((8, 4, 3, 3), dtype=torch.float32)
-    exact = RF.l2(w.double()).item()
-    got = RF.l2(w.to(dtype))
-    assert got.dtype == dtype
-    assert got.item() == pytest.approx(exact, rel=1e-5 if dtype == torch.float32 else 5e-2)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_low_precision_weights_accumulate_in_float32(dtype):
+    """A penalty is a loss term: float32 whatever the parameter dtype, never an fp16 overflow."""
+    w = (torch.randn(1000, 1000, generator=torch.Generator().manual_seed(0)) * 0.3).to(dtype)
+    exact = RF.l2(w.double()).item()  # ≈ 4.5e4: Σw² (9e4) is past fp16's 65504
+    for name in ("l2", "elastic_net", "l1"):
+        got = getattr(RF, name)(w)
+        assert got.dtype == torch.float32
+    got = RF.l2(w.requires_grad_())
+    assert got.item() == pytest.approx(exact, rel=1e-4)
+    got.backward()
+    assert w.grad.dtype == dtype and torch.isfinite(w.grad).all()
 
 
 # ---------------------------------------------------------------- bad inputs

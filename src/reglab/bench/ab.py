@@ -386,6 +386,7 @@ def _open_store(out: str | os.PathLike[str] | None) -> ResultStore:
         store = ResultStore(os.path.join(out, RESULTS_FILE)).load()
     for w in caught:
         warnings.warn(str(w.message), RuntimeWarning, stacklevel=3)
+    store.check_writable()
     return store
 
 

@@ -145,7 +145,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
             baseline=args.baseline, kind="non-inferiority" if args.non_inferiority else "superiority",
             seed_offset=args.seed_offset, rerun=args.rerun, progress=lambda m: print(m, flush=True),
         )  # fmt: skip
-    except (ValueError, ImportError, TypeError) as e:
+    except (ValueError, ImportError, TypeError, PermissionError) as e:
         return _err(str(e))
     md, html = result.report(args.out)
     print(result)
@@ -249,6 +249,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     store = _load_store(os.path.join(args.out, RESULTS_FILE))
+    try:
+        store.check_writable()
+    except PermissionError as e:
+        return _err(str(e))
     specs = specs_for(refs, seeds, args.quick)
     progress = _Progress(jobs)
     try:
@@ -297,6 +301,10 @@ def verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], s
         return {}
     from reglab.bench.suite import collect_claims, evaluate, holds_everywhere
 
+    from reglab.bench.runner import RESULTS_FILE
+
+    if os.path.isdir(path):  # the bench's --out folder
+        path = os.path.join(path, RESULTS_FILE)
     if not os.path.exists(path):
         print(f"reglab: warning: no results file {path!r}", file=sys.stderr)
         return {}

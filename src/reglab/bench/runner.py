@@ -201,6 +201,15 @@ class ResultStore:
             )
         return self
 
+    def check_writable(self) -> None:
+        """Raise a clear ``PermissionError`` now if runs could not be appended (a read-only
+        file or folder): found after the first run, that run would be lost."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise PermissionError(f"cannot append to the results file {self.path!r}: {e.strerror or e}") from None
+        os.close(fd)
+
     def __contains__(self, key: str) -> bool:
         return key in self.records
 

@@ -64,12 +64,38 @@ def apply_prox(
     lrs = learning_rates(optimizer)
     who = type(regularizer).__name__
     for name, p in named_params:
+        if not p.requires_grad:  # frozen after attach: a frozen weight stays as it is
+            continue
         if id(p) not in lrs:
             raise ValueError(
                 f"{who} (prox mode) selected parameter {name!r}, which the optimizer does not update; "
                 f"narrow the selection or add it to the optimizer"
             )
         regularizer.prox_(p, lrs[id(p)] * coef)
+
+
+class _CaptureHook:
+    """The forward hook that captures a bound submodule's output in training mode.
+
+    A class, not a closure, so a model with reglab's hooks still pickles
+    (``torch.save(model)``, ``ddp_spawn``)."""
+
+    def __init__(self, binding: Binding, buffer: deque, path: str):
+        self.binding, self.buffer, self.path = binding, buffer, path
+        self.warned = False
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        who = type(self.binding.regularizer).__name__
+        if len(self.buffer) == self.buffer.maxlen and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"{who} on {self.path!r}: {self.buffer.maxlen} captured outputs were never consumed; "
+                f"call regs.penalty() every training step (older captures are dropped)",
+                stacklevel=2,
+            )
+        self.buffer.append(pick_tensor(output, self.binding.select, self.path, who))
 
 
 class RegularizerSet(nn.Module):
@@ -124,23 +150,8 @@ class RegularizerSet(nn.Module):
         return names
 
     @staticmethod
-    def _make_hook(binding: Binding, buffer: deque, path: str):
-        who = type(binding.regularizer).__name__
-        warned = [False]
-
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if not (module.training and torch.is_grad_enabled()):
-                return
-            if len(buffer) == buffer.maxlen and not warned[0]:
-                warned[0] = True
-                warnings.warn(
-                    f"{who} on {path!r}: {buffer.maxlen} captured outputs were never consumed; "
-                    f"call regs.penalty() every training step (older captures are dropped)",
-                    stacklevel=2,
-                )
-            buffer.append(pick_tensor(output, binding.select, path, who))
-
-        return hook
+    def _make_hook(binding: Binding, buffer: deque, path: str) -> _CaptureHook:
+        return _CaptureHook(binding, buffer, path)
 
     # ------------------------------------------------------------------ use
     def penalty(self) -> torch.Tensor:

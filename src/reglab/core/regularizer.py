@@ -125,7 +125,7 @@ class Regularizer(Registered, Configurable, nn.Module):
 
         Takes the fields of :class:`reglab.core.selection.Selection`:
         ``params``, ``modules``, ``where``, ``activations``, ``select``,
-        ``mode``, ``scope``, ``exclude``, ``name``, ``max_captures``.
+        ``mode``, ``scope``, ``exclude``, ``name``, ``max_captures``, ``frozen``.
         """
         return Binding(self, params=params, **selection)
 

@@ -144,4 +144,9 @@ def as_schedule(weight: float | Callable[[int], float]) -> Callable[[int], float
         raise TypeError(f"weight must be a number or a callable(step) -> float, got {weight!r}")
     if not math.isfinite(weight):
         raise ValueError(f"weight must be finite, got {weight!r}")
+    if weight < 0:
+        raise ValueError(
+            f"weight must be >= 0, got {weight!r}: a negative weight rewards the penalized property "
+            f"(pass a schedule if you really mean it)"
+        )
     return Constant(weight)

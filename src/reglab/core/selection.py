@@ -12,12 +12,20 @@ takes exactly the fields of :class:`Selection`.
   parameter;
 * ``where``: ``callable(name, param, module) -> bool``.
 
-**Default exclusion** (``exclude="default"``): parameters named ``bias``
-and every parameter of normalization layers (BatchNorm, LayerNorm,
-GroupNorm, InstanceNorm, LocalResponseNorm, RMSNorm) and embedding layers
-(Embedding, EmbeddingBag) are never selected. This applies on top of the
-selectors; pass ``exclude=None`` to select them anyway, or a callable
+**Default exclusion** (``exclude="default"``): parameters named ``bias``;
+every parameter of normalization layers (BatchNorm, LayerNorm, GroupNorm,
+InstanceNorm, LocalResponseNorm, RMSNorm) and embedding layers (Embedding,
+EmbeddingBag); every 0-d or 1-d parameter (custom norms' scales,
+LayerScale gammas: timm's and the HF Trainer's rule); and the token and
+position tables of vision transformers (``pos_embed``, ``cls_token``, …,
+:data:`EXCLUDED_NAMES`). This applies on top of the selectors; pass
+``exclude=None`` to select them anyway, or a callable
 ``(name, param, module) -> bool`` to exclude your own.
+
+**Frozen parameters** (``requires_grad=False``) are never selected unless
+``frozen=True``: they are not trained, so a penalty on them only costs
+time, a proximal step would change weights the user froze, and L2-SP would
+keep an anchor copy of each.
 
 **Activations**: ``activations="encoder.layer3"`` (or a list of module
 paths) captures that submodule's output with a forward hook while it is in
@@ -41,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Selection", "default_exclude", "EXCLUDED_MODULE_TYPES"]
+__all__ = ["Selection", "default_exclude", "EXCLUDED_MODULE_TYPES", "EXCLUDED_NAMES"]
 
 
 def _norm_types() -> tuple[type, ...]:
@@ -60,10 +68,20 @@ EXCLUDED_MODULE_TYPES: tuple[type, ...] = _norm_types() + (nn.Embedding, nn.Embe
 ParamPredicate = Callable[[str, nn.Parameter, nn.Module], bool]
 
 
+#: Parameter names (the last component) the default selection leaves out: the
+#: token and position tables of ViT-style models (timm's ``no_weight_decay``).
+EXCLUDED_NAMES = frozenset({
+    "pos_embed", "cls_token", "dist_token", "reg_token", "mask_token", "absolute_pos_embed",
+    "relative_position_bias_table", "pos_embedding", "position_embedding", "class_embedding",
+})  # fmt: skip
+
+
 def default_exclude(name: str, param: nn.Parameter, module: nn.Module) -> bool:
-    """True for biases and normalization/embedding parameters."""
+    """True for biases, 0-d/1-d parameters, normalization/embedding parameters and token tables."""
     leaf = name.rsplit(".", 1)[-1]
-    return leaf == "bias" or isinstance(module, EXCLUDED_MODULE_TYPES)
+    return (
+        leaf == "bias" or param.ndim <= 1 or leaf in EXCLUDED_NAMES or isinstance(module, EXCLUDED_MODULE_TYPES)
+    )
 
 
 def _name_matcher(spec: Any) -> Callable[[str], bool]:
@@ -98,6 +116,7 @@ class Selection:
     exclude: ParamPredicate | str | None = "default"
     name: str | None = None
     max_captures: int | None = None
+    frozen: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("penalty", "prox"):
@@ -146,6 +165,8 @@ class Selection:
         for mod_name, module in model.named_modules():
             for leaf, p in module.named_parameters(recurse=False):
                 full = f"{mod_name}.{leaf}" if mod_name else leaf
+                if not p.requires_grad and not self.frozen:
+                    continue
                 if exclude is not None and exclude(full, p, module):
                     continue
                 if self._match_name is not None and not self._match_name(full):  # type: ignore[attr-defined]

@@ -69,9 +69,16 @@ class PerTensorState(WeightRegularizer):
         return self._buffers[self._key(w)]
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        # Before setup (nothing bound yet) every stored state is created, to be bound
+        # later by name. After setup only the bound names load: a state for a name
+        # the model no longer has (renamed parameters) is reported as an unexpected
+        # key, not kept as a stale buffer nobody reads.
+        bound = {key for _, key in self._slots.values()}
         for full, value in state_dict.items():
             name = full[len(prefix):]
             if full.startswith(prefix + self._state_prefix) and "." not in name:
+                if bound and name not in bound:
+                    continue
                 buf = self._buffers.get(name)
                 if buf is None or buf.shape != value.shape:
                     self.register_buffer(name, torch.empty_like(value))

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
+from reglab.core.distributed import is_distributed
 from reglab.ops import (
     check_index, check_logits, check_num_classes, check_probability, check_table_size, check_tensor,
 )
@@ -145,13 +146,30 @@ class ELR(Regularizer):
         p = logits.detach().float().softmax(dim=1).clamp(1e-4, 1.0 - 1e-4)
         p = p / p.sum(dim=1, keepdim=True)
         index, p = all_gather_indexed(index, p, self.sync)
+        # Checked on the gathered batch: every rank sees the same rows and raises
+        # the same error, so no rank is left waiting in the next collective.
+        if not bool(torch.isfinite(p).all()):
+            raise RegularizerInputError(f"ELR got NaN or inf logits (in the batch of {p.shape[0]} rows over all ranks)")
+        if torch.unique(index).numel() != index.numel():
+            raise RegularizerInputError(
+                f"ELR got duplicate dataset indices in one batch ({index.numel()} indices, "
+                f"{torch.unique(index).numel()} distinct): a sample's target would be updated from only one of "
+                f"its rows; use a sampler without replacement"
+            )
         t = self.targets
         t[index] = self.beta * t[index] + (1.0 - self.beta) * p.to(t.dtype)
 
     def penalty(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        check_logits("ELR", logits)
+        # Under DDP a rank may hold 0 rows (the last batch); its values are checked
+        # after the all-gather, with everyone's.
+        gathered = self.training and self.sync and is_distributed()
+        check_tensor("ELR", logits, arg="logits", ndim=2, finite=not gathered, nonempty=not gathered)
+        if logits.shape[1] < 2:
+            raise RegularizerInputError(f"ELR needs at least 2 classes in logits, got shape {tuple(logits.shape)}")
         check_num_classes("ELR", logits, self.num_classes)
         index = check_index("ELR", index, self.num_samples, logits.shape[0])
         if self.training:
             self._update(logits, index)
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0  # nothing local; keeps the graph for DDP
         return elr(logits, self.targets[index].to(logits.dtype))

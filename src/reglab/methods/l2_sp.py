@@ -74,7 +74,7 @@ class L2SP(PerTensorState):
     def penalty(self, w: torch.Tensor | Sequence[torch.Tensor], anchor: torch.Tensor | None = None) -> torch.Tensor:
         if anchor is not None:
             return l2_sp(w, anchor)
-        ws = as_tensors("l2_sp", w)
+        ws = as_tensors("l2_sp", w, upcast=False)
         return l2_sp(ws, [self._anchor(t) for t in ws])
 
     def prox_(self, w: torch.Tensor, step_size: float) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import FunctionModule, Paper, register
-from reglab.ops import check_logits, hyperparameters, positive
+from reglab.ops import check_logits, hyperparameters, positive, safe_norm
 
 PAPER = Paper(
     "Mitigating Memorization of Noisy Labels by Clipping the Model Prediction",
@@ -29,7 +29,7 @@ def logit_clip(logits: torch.Tensor, delta: float = 1.0, p: float = 2.0) -> torc
     the gradient flows through the rescaling.
     """
     check_logits("LogitClip", logits)
-    norms = torch.linalg.vector_norm(logits, ord=p, dim=1, keepdim=True)
+    norms = safe_norm(logits, ord=p, dim=1, keepdim=True)  # 1e20-scale logits: no overflow to inf
     # clamp_min keeps rows of zero norm at scale 1 instead of 0/0
     scale = (delta / norms.clamp_min(1e-12)).clamp(max=1.0)
     return logits * scale

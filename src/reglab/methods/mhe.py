@@ -23,8 +23,8 @@ import torch
 
 from reglab.core import Paper, Regularizer, RegularizerInputError, WeightRegularizer, register
 from reglab.ops import (
-    as_tensors, checked_total, flatten_rows, gram, hyperparameters, no_autocast, non_negative,
-    prepare_batch, stack_by_shape, sum_terms,
+    as_tensors, checked_total, flatten_rows, full_precision, gram, hyperparameters, no_autocast, non_negative,
+    power_of_two_scale, prepare_batch, stack_by_shape, sum_terms,
 )
 
 PAPER = Paper(
@@ -41,7 +41,11 @@ MHE_MIN_SQ_DIST = 1e-6
 def hyperspherical_energy(rows: torch.Tensor, s: float, half_space: bool = False) -> torch.Tensor:
     """The energy of the rows of a (n, d) matrix or a batch (b, n, d): the mean over
     pairs i<j of f_s(‖ŵ_i − ŵ_j‖), f_s(r) = r^{−s} (s > 0) or log(1/r) (s = 0). No validation."""
-    w_hat = rows / (rows.pow(2).sum(-1, keepdim=True) + MHE_EPS).sqrt()
+    # ŵ = w/√(‖w‖² + ε), computed on w/s (s a power of two, exact) so ‖w‖² cannot
+    # overflow: √(‖w/s‖² + ε/s²) · s is the same number.
+    scale = power_of_two_scale(rows, dim=-1).clamp_min(1.0)
+    scaled = rows / scale
+    w_hat = scaled / (scaled.pow(2).sum(-1, keepdim=True) + MHE_EPS / scale.pow(2)).sqrt()
     if half_space:
         w_hat = torch.cat([w_hat, -w_hat], dim=-2)
     n = w_hat.shape[-2]
@@ -54,6 +58,7 @@ def hyperspherical_energy(rows: torch.Tensor, s: float, half_space: bool = False
 
 
 @hyperparameters(s=non_negative)
+@full_precision
 def mhe(w: torch.Tensor | Sequence[torch.Tensor], s: float = 0.0, half_space: bool = False) -> torch.Tensor:
     """Minimum hyperspherical energy of each weight's output filters (Liu et al., 2018), summed over tensors."""
     who = "mhe"

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Paper, WeightRegularizer, register
-from reglab.ops import as_tensors, check_tensor, flatten_rows, stack_by_shape, sum_terms
+from reglab.ops import as_tensors, full_precision, check_tensor, flatten_rows, stack_by_shape, sum_terms
 
 PAPER = Paper(
     "Guaranteed Minimum-Rank Solutions of Linear Matrix Equations via Nuclear Norm Minimization",
     "Recht, B., Fazel, M. and Parrilo, P. A.", 2010, arxiv="0706.4138", venue="SIAM Review")
 
 
+@full_precision
 def nuclear_norm(w: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """Nuclear norm ``‖W‖_* = Σ σ_i`` of the flattened weight, summed over tensors."""
     ws = as_tensors("nuclear_norm", w, min_ndim=2)

@@ -19,7 +19,8 @@ import torch
 
 from reglab.core import Paper, PowerIterationState, WeightRegularizer, register
 from reglab.ops import (
-    as_tensors, checked_total, flatten_rows, gram, paired_tensors, per_tensor_result, stack_by_shape, sum_terms,
+    as_tensors, checked_total, flatten_rows, full_precision, gram, paired_tensors, per_tensor_result, safe_norm,
+    stack_by_shape, sum_terms,
 )
 
 PAPER = Paper(
@@ -55,6 +56,7 @@ class _GramDeviation(torch.autograd.Function):
         return (4.0 * grad) * (d @ x)
 
 
+@full_precision
 def soft_orthogonality(w: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """Soft orthogonality ``‖WWᵀ − I‖²_F`` on the flattened rows (Bansal et al., 2018), summed over tensors.
 
@@ -75,6 +77,7 @@ def _gram_minus_identity_matvec(m: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     return m @ (m.T @ v) - v
 
 
+@full_precision
 def srip(
     w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
@@ -92,8 +95,8 @@ def srip(
     for wt, ut in zip(ws, us):
         m = flatten_rows(wt)
         v1 = _gram_minus_identity_matvec(m, ut.to(m.dtype))
-        v = v1 / torch.linalg.vector_norm(v1).clamp_min(1e-12)
-        sigmas.append(torch.linalg.vector_norm(_gram_minus_identity_matvec(m, v)))
+        v = v1 / safe_norm(v1).clamp_min(1e-12)
+        sigmas.append(safe_norm(_gram_minus_identity_matvec(m, v)))
         vs.append(v.detach())
     total = checked_total(who, sum_terms(sigmas), ws)
     return per_tensor_result(w, total, vs)
@@ -149,4 +152,4 @@ class SRIP(PowerIterationState):
         return (min(flatten_rows(w).shape),)
 
     def penalty(self, w: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        return super().penalty(as_tensors("srip", w, min_ndim=2))
+        return super().penalty(as_tensors("srip", w, min_ndim=2, upcast=False))

@@ -14,13 +14,16 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Paper, PowerIterationState, register
-from reglab.ops import as_tensors, checked_total, flatten_rows, paired_tensors, per_tensor_result, sum_terms
+from reglab.ops import (
+    as_tensors, checked_total, flatten_rows, full_precision, paired_tensors, per_tensor_result, safe_norm, sum_terms,
+)
 
 PAPER = Paper(
     "Spectral Norm Regularization for Improving the Generalizability of Deep Learning",
     "Yoshida, Y. and Miyato, T.", 2017, arxiv="1705.10941")
 
 
+@full_precision
 def spectral_norm(
     w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
@@ -39,9 +42,9 @@ def spectral_norm(
         with torch.no_grad():
             md = m.detach()
             v = md.T @ ut.to(m.dtype)
-            v = v / torch.linalg.vector_norm(v).clamp_min(1e-12)
+            v = v / safe_norm(v).clamp_min(1e-12)
             u_new = md @ v
-            u_new = u_new / torch.linalg.vector_norm(u_new).clamp_min(1e-12)
+            u_new = u_new / safe_norm(u_new).clamp_min(1e-12)
         sigma = u_new @ (m @ v)
         values.append(0.5 * sigma.pow(2))
         news.append(u_new)
@@ -72,4 +75,4 @@ class SpectralNorm(PowerIterationState):
         return (w.shape[0],)
 
     def penalty(self, w: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        return super().penalty(as_tensors("spectral_norm", w, min_ndim=2))
+        return super().penalty(as_tensors("spectral_norm", w, min_ndim=2, upcast=False))

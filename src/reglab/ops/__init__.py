@@ -34,12 +34,15 @@ from reglab.ops.linalg import (
     gram,
     normalize_rows,
     off_diagonal,
+    power_of_two_scale,
+    safe_norm,
     pairwise_sq_dists,
     spectrum_entropy,
     weighted_moments,
 )
 from reglab.ops.batching import (
     as_tensors,
+    full_precision,
     checked_total,
     norms_sum,
     paired_tensors,
@@ -64,6 +67,9 @@ from reglab.ops.targets import mean_entropy, soft_cross_entropy
 __all__ = [
     "GROUPINGS",
     "as_tensors",
+    "full_precision",
+    "power_of_two_scale",
+    "safe_norm",
     "check_choice",
     "check_group_map",
     "check_index",

@@ -10,13 +10,15 @@ accurate enough to train on). Inputs already in float64 stay float64.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from reglab.core.distributed import gather as _gather
+from reglab.core.distributed import gather as _gather, is_distributed
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.linalg import off_diagonal
-from reglab.ops.validation import check_tensor
+from reglab.ops.validation import check_tensor, has_data
 
 __all__ = ["prepare_batch", "no_autocast", "variance_hinge", "covariance_offdiag"]
 
@@ -24,16 +26,48 @@ __all__ = ["prepare_batch", "no_autocast", "variance_hinge", "covariance_offdiag
 def prepare_batch(
     who: str, z: torch.Tensor, *, arg: str = "embeddings", min_batch: int = 2, gather: bool = True
 ) -> torch.Tensor:
-    """Validate a (n, d) batch, gather it over ranks, upcast to >= float32."""
-    check_tensor(who, z, arg=arg, ndim=2)
+    """Validate a (n, d) batch, gather it over ranks, upcast to >= float32.
+
+    Under DDP the batch is gathered *before* its values and size are checked:
+    every rank then judges the same global batch and raises the same error,
+    so a rank holding 0 or 1 rows (or a NaN) never leaves the others waiting
+    in a collective. One device sync reads the largest magnitude, which
+    checks finiteness and, when the statistics of a float32 batch could
+    overflow (a squared norm or covariance past 3.4e38), moves the
+    computation to float64 so finite input always gives the right value.
+    """
+    distributed = gather and is_distributed()
+    check_tensor(who, z, arg=arg, ndim=2, finite=False, nonempty=not distributed)
+    z = _gather(z, enabled=gather)
+    what = f"{arg} (the global batch over all ranks)" if distributed else arg
+    where = " for the global batch over all ranks" if distributed else ""
     if z.shape[0] < min_batch:
         raise RegularizerInputError(
-            f"{who} needs a batch of at least {min_batch} embeddings, got shape {tuple(z.shape)}"
+            f"{who} needs a batch of at least {min_batch} embeddings, got shape {tuple(z.shape)}{where}"
         )
-    z = _gather(z, enabled=gather)
+    if z.shape[1] == 0:
+        raise RegularizerInputError(f"{who} got {what} with no dimensions, shape {tuple(z.shape)}")
     if z.dtype not in (torch.float32, torch.float64):
         z = z.float()
+    if has_data(z):
+        largest = float(z.detach().abs().amax())
+        if not math.isfinite(largest):
+            bad = "NaN" if math.isnan(largest) else "inf"
+            raise RegularizerInputError(
+                f"{who} got {bad} values in {what} of shape {tuple(z.shape)}; "
+                f"refusing to return a penalty that would poison training"
+            )
+        if z.dtype == torch.float32 and largest > _float32_safe_magnitude(z):
+            z = z.double()
     return z
+
+
+def _float32_safe_magnitude(z: torch.Tensor) -> float:
+    """Entries below this keep every statistic of the batch finite in float32: squared
+    row norms (d·m²) and squared covariances ((n·m²)²) stay under float32's max, with a
+    factor 1e4 to spare."""
+    n, d = z.shape
+    return (torch.finfo(torch.float32).max ** 0.25) / math.sqrt(n * d) * 0.1
 
 
 def no_autocast(z: torch.Tensor) -> torch.autocast:

@@ -17,15 +17,27 @@ from collections.abc import Callable, Sequence
 import torch
 
 from reglab.core.errors import RegularizerInputError
-from reglab.ops.validation import check_tensor, describe
+from reglab.ops.validation import check_tensor, describe, has_data
 
-__all__ = ["as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm"]
+__all__ = ["full_precision", "as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm"]
 
 
 def as_tensors(
-    who: str, w: torch.Tensor | Sequence[torch.Tensor], *, arg: str = "weight", min_ndim: int | None = None
+    who: str,
+    w: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    arg: str = "weight",
+    min_ndim: int | None = None,
+    upcast: bool = True,
 ) -> list[torch.Tensor]:
-    """One tensor or a sequence as a non-empty list, structurally checked (no device sync)."""
+    """One tensor or a sequence as a non-empty list, structurally checked (no device sync).
+
+    With ``upcast`` (the default, for the formulas) float16/bfloat16 tensors
+    come back as differentiable float32 copies: a penalty accumulates in
+    float32 whatever the parameter dtype (Σw² of a 1000×1000 fp16 weight of
+    std 0.3 is 9e4, past fp16's 65504). Callers that key state on the
+    tensors themselves (anchors, power-iteration vectors) pass ``upcast=False``.
+    """
     if isinstance(w, torch.Tensor):
         tensors = [w]
     elif isinstance(w, (list, tuple)):
@@ -36,7 +48,27 @@ def as_tensors(
         raise RegularizerInputError(f"{who} got an empty list of tensors")
     for t in tensors:
         check_tensor(who, t, arg=arg, min_ndim=min_ndim, finite=False)
+    if upcast:
+        tensors = [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
     return tensors
+
+
+def full_precision(fn: Callable) -> Callable:
+    """Run ``fn`` with autocast off (CPU and CUDA): a penalty's matmuls and SVDs in the
+    inputs' own (at least float32) precision, and custom autograd Functions that see
+    the dtypes they saved."""
+    import contextlib
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.autocast("cpu", enabled=False))
+            if torch.cuda.is_available():
+                stack.enter_context(torch.autocast("cuda", enabled=False))
+            return fn(*args, **kwargs)
+
+    return wrapped
 
 
 def paired_tensors(
@@ -72,7 +104,7 @@ def per_tensor_result(w: object, total: torch.Tensor, states: list[torch.Tensor]
 
 def checked_total(who: str, value: torch.Tensor, tensors: Sequence[torch.Tensor], arg: str = "weight") -> torch.Tensor:
     """``value`` if finite; else the error naming the non-finite input (one sync on success)."""
-    if not bool(torch.isfinite(value.detach())):
+    if has_data(value) and not bool(torch.isfinite(value.detach())):
         for w in tensors:  # slow path, only on failure: name the offending tensor
             check_tensor(who, w, arg=arg)
         raise RegularizerInputError(f"{who} produced a non-finite penalty ({float(value)}) from finite weights")

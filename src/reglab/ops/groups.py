@@ -33,6 +33,8 @@ def group_rows(who: str, w: torch.Tensor, groups: str) -> torch.Tensor:
     element of a 1-D tensor is its own group). ``"in"``: input units /
     channels, i.e. dim 1 with every other dim flattened into the group.
     """
+    if w.ndim == 0:
+        raise RegularizerInputError(f"{who} needs a weight with at least 1 dimension to group, got a 0-d tensor")
     if groups == "out":
         return w.reshape(w.shape[0], -1) if w.ndim != 1 else w.reshape(-1, 1)
     if w.ndim < 2:

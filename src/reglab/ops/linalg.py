@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "flatten_rows", "normalize_rows", "gram", "pairwise_sq_dists", "off_diagonal", "covariance",
+    "flatten_rows", "power_of_two_scale", "safe_norm", "normalize_rows", "gram", "pairwise_sq_dists", "off_diagonal", "covariance",
     "spectrum_entropy", "weighted_moments", "eigh_descending",
 ]  # fmt: skip
 
@@ -15,9 +15,27 @@ def flatten_rows(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(w.shape[0], -1)
 
 
+def power_of_two_scale(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The power of two at or below ``max|x|`` (over ``dim``, kept), detached. Dividing
+    by it is exact in floating point, so scaled computations round exactly as the
+    unscaled ones wherever those do not overflow."""
+    amax = x.detach().abs().amax(dim=dim, keepdim=True) if dim is not None else x.detach().abs().amax()
+    return torch.exp2(torch.floor(torch.log2(amax.clamp_min(torch.finfo(x.dtype).tiny))))
+
+
+def safe_norm(x: torch.Tensor, ord: float = 2.0, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
+    """``‖x‖_ord`` computed as ``s·‖x/s‖`` with ``s`` a power of two near ``max|x|``
+    (held constant): the squares never overflow (1e20-scale input in float32 gives a
+    1e21 norm, not inf) nor underflow, and the value and gradient ``x/‖x‖`` are those
+    of the plain norm."""
+    scale = power_of_two_scale(x, dim)
+    out = torch.linalg.vector_norm(x / scale, ord=ord, dim=dim, keepdim=dim is not None) * scale
+    return out if keepdim or dim is None else out.squeeze(dim)
+
+
 def normalize_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Rows scaled to unit L2 norm (rows of zero norm stay zero)."""
-    return x / x.norm(dim=1, keepdim=True).clamp_min(eps)
+    """Rows scaled to unit L2 norm (rows of zero norm stay zero); overflow-safe."""
+    return x / safe_norm(x, dim=1, keepdim=True).clamp_min(eps)
 
 
 def gram(x: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,26 @@ def check_tensor(
     return x
 
 
+def has_data(x: torch.Tensor) -> bool:
+    """False for tensors whose values cannot be read: meta tensors, the fake tensors
+    of ``torch.compile`` tracing. Value checks are skipped for them (checks on
+    structure still run), so a compiled step has no graph break and shape
+    inference on the meta device works; eager runs keep every check."""
+    if x.is_meta:
+        return False
+    try:
+        if torch.compiler.is_compiling():
+            return False
+    except AttributeError:  # torch < 2.3
+        pass
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return not isinstance(x, FakeTensor)
+
+
 def _all_finite(x: torch.Tensor) -> bool:
+    if not has_data(x):
+        return True
     # One fused reduction; `isfinite().all()` materializes a bool tensor of x's size.
     return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x.detach()).all())
 
@@ -159,12 +178,14 @@ def check_labels(who: str, labels: object, num_classes: int, *, batch: int | Non
 
 def check_index(who: str, index: object, num_samples: int, batch: int) -> torch.Tensor:
     """Integer dataset indices of shape (batch,), each in [0, num_samples)."""
-    check_tensor(who, index, arg="index", ndim=1, floating=False)
+    check_tensor(who, index, arg="index", ndim=1, floating=False, nonempty=False)
     assert isinstance(index, torch.Tensor)
     if index.is_floating_point() or index.dtype == torch.bool:
         raise RegularizerInputError(f"{who} expects integer dataset indices, got dtype {index.dtype}")
     if index.shape[0] != batch:
         raise RegularizerInputError(f"{who} got {index.shape[0]} indices for a batch of {batch} rows")
+    if index.numel() == 0:
+        return index.long()
     lo, hi = int(index.min()), int(index.max())
     if lo < 0 or hi >= num_samples:
         raise RegularizerInputError(
