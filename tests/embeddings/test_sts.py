@@ -301,3 +301,31 @@ def test_minilm_encoders_load_offline(monkeypatch):
     assert not s[2].any()  # no tokens: zero vector
     vecs, counts = static.token_statistics(["guitar guitar", "a guitar"])
     assert counts.sum() == 4 and vecs.shape == (2, 384)
+
+
+# ------------------------------------------------------------- nothing silent
+
+
+def test_malformed_lines_are_counted_and_named(tmp_path):
+    (tmp_path / "m.tsv").write_text("score\ts1\ts2\n4.0\ta cat sat\tthe cat sat\nno tabs here\n1.0\tred sun\tbig tree\n2.5\tonly one\n")
+    skipped: list[int] = []
+    assert len(read_sts_file(tmp_path / "m.tsv", skipped=skipped)) == 2 and skipped == [1, 3, 5]
+    report = evaluate_sts(FakeEncoder(), [tmp_path], {"raw": None})
+    assert report.skipped_lines == {str(tmp_path / "m.tsv"): [1, 3, 5]}
+    assert "3 line(s) not read as score<TAB>s1<TAB>s2: line 1, 3, 5" in sts_mod.format_report(report)
+
+
+def test_constant_gold_scores_are_an_error_not_nan(tmp_path):
+    (tmp_path / "c.tsv").write_text("3.0\ta cat\tthe dog\n3.0\tred sun\tbig tree\n3.0\tcar road\tsun moon\n")
+    with pytest.raises(ValueError, match="gold scores are all equal"):
+        evaluate_sts(FakeEncoder(), [tmp_path], {"raw": None})
+    assert main(["sts", str(tmp_path), "--encoder", "minilm"]) in (2,)  # never 0 with NaN
+
+
+def test_one_failing_arm_does_not_abort_the_others(sts_dir, capsys):
+
+    report = evaluate_sts(
+        FakeEncoder(), [sts_dir], {"raw": None, "k-too-large": {"name": "whitening", "k": 10_000}}
+    )
+    assert "raw" in report.scores and "k-too-large" in report.failed and "k-too-large" not in report.scores
+    assert "FAILED" in sts_mod.format_report(report)

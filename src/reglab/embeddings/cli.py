@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     arms = _arms(args.arms)
     names = ["minilm", "static"] if args.encoder == "all" else [args.encoder]
     outputs = []
+    failed = False
     for name in names:
         try:
             enc = get_encoder(name, cache_dir=args.cache, use_cache=not args.no_cache)
@@ -39,9 +40,13 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as err:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
+        if not report.scores:
+            print(f"reglab sts: every arm failed: {report.failed or report.skipped}", file=sys.stderr)
+            return 1
         outputs.append(format_report(report, markdown=args.markdown, per_file=not args.mean_only))
         print(outputs[-1] + "\n", flush=True)
-    return 0
+        failed = failed or bool(report.failed)
+    return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

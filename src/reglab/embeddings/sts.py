@@ -2,7 +2,9 @@
 
 Files hold one pair a line, ``score<TAB>sentence1<TAB>sentence2`` in UTF-8
 (a BOM is tolerated). Quotes are literal text, not CSV quoting, so lines are
-split on tabs only. Lines without a numeric score are skipped.
+split on tabs only. Lines without a numeric score (a header) or without two
+sentences are skipped and *counted*: the report names each file's skipped
+lines, and the CLI prints them.
 
 Each arm (a transform config, or None for the raw embeddings) is fitted
 once on the *evaluation pool*: the distinct sentences of all the files being
@@ -64,19 +66,24 @@ DEFAULT_ARMS: dict[str, dict[str, Any] | None] = {
 # data
 
 
-def read_sts_file(path: str | Path, limit: int | None = None) -> list[tuple[float, str, str]]:
-    """(score, s1, s2) of every scored line of an STS file."""
+def read_sts_file(
+    path: str | Path, limit: int | None = None, skipped: list[int] | None = None
+) -> list[tuple[float, str, str]]:
+    """(score, s1, s2) of every scored line of an STS file; the numbers of the
+    non-blank lines that are not a scored pair are appended to ``skipped``."""
     pairs = []
     text = Path(path).read_text(encoding="utf-8-sig")
-    for line in text.splitlines():
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         parts = line.split("\t")
-        if len(parts) < 3:
-            continue
         try:
-            score = float(parts[0])
+            score = float(parts[0]) if len(parts) >= 3 else math.nan
         except ValueError:
-            continue
-        if not math.isfinite(score):
+            score = math.nan
+        if not math.isfinite(score) or not parts[1].strip() or not parts[2].strip():
+            if skipped is not None:
+                skipped.append(lineno)
             continue
         pairs.append((score, parts[1].strip(), parts[2].strip()))
         if limit is not None and len(pairs) >= limit:
@@ -151,7 +158,9 @@ class StsReport:
     n_pool: int
     #: arm -> file -> (spearman, pearson); an arm that cannot run for this encoder is absent
     scores: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)  # arm -> why
+    skipped: dict[str, str] = field(default_factory=dict)  # arm -> why (cannot run with this encoder)
+    failed: dict[str, str] = field(default_factory=dict)  # arm -> the error it raised (the other arms go on)
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)  # file -> line numbers not read as pairs
 
     def mean(self, arm: str, metric: str = "spearman") -> float:
         j = 0 if metric == "spearman" else 1
@@ -196,10 +205,16 @@ def evaluate_sts(
     if not files:
         raise FileNotFoundError("no STS files (*.tsv) found in the given paths")
     arms = DEFAULT_ARMS if arms is None else arms
-    data = {str(f): read_sts_file(f, limit_per_file) for f in files}
+    skipped_lines: dict[str, list[int]] = {str(f): [] for f in files}
+    data = {str(f): read_sts_file(f, limit_per_file, skipped_lines[str(f)]) for f in files}
     data = {f: pairs for f, pairs in data.items() if pairs}
     if not data:
-        raise ValueError("the STS files hold no scored sentence pairs")
+        raise ValueError("the STS files hold no scored sentence pairs (score<TAB>sentence1<TAB>sentence2)")
+    for f, pairs in data.items():
+        if len(pairs) < 2 or len({s for s, _, _ in pairs}) < 2:
+            raise ValueError(
+                f"{f}: {len(pairs)} pair(s) whose gold scores are all equal: a correlation with them is undefined"
+            )
     pool = list(dict.fromkeys(s for pairs in data.values() for _, a, b in pairs for s in (a, b)))
     emb = encoder.encode(pool)
     index = {s: i for i, s in enumerate(pool)}
@@ -208,27 +223,37 @@ def evaluate_sts(
         files=list(data),
         n_pairs={f: len(p) for f, p in data.items()},
         n_pool=len(pool),
+        skipped_lines={f: lines for f, lines in skipped_lines.items() if lines},
     )
     for arm_name, arm in arms.items():
         obj = _build(arm)
-        if obj is None:
-            z = emb
-        elif _needs_frequencies(obj):
-            if not hasattr(encoder, "token_statistics"):
-                report.skipped[arm_name] = "needs token frequencies (static encoders only)"
-                continue
-            vectors, counts = encoder.token_statistics(pool)
-            z = obj.fit(vectors, frequencies=counts).transform(emb.astype(np.float64))
-        else:
-            z = obj.fit_transform(emb.astype(np.float64))
+        if obj is not None and _needs_frequencies(obj) and not hasattr(encoder, "token_statistics"):
+            report.skipped[arm_name] = "needs token frequencies (static encoders only)"
+            continue
+        try:  # one arm that cannot fit these data (too few sentences for k, …) must not abort the others
+            if obj is None:
+                z = emb
+            elif _needs_frequencies(obj):
+                vectors, counts = encoder.token_statistics(pool)
+                z = obj.fit(vectors, frequencies=counts).transform(emb.astype(np.float64))
+            else:
+                z = obj.fit_transform(emb.astype(np.float64))
+        except Exception as err:
+            report.failed[arm_name] = f"{type(err).__name__}: {err}"
+            continue
         z = np.asarray(z, dtype=np.float64)
-        report.scores[arm_name] = {}
+        scores = {}
         for f, pairs in data.items():
             gold = np.array([s for s, _, _ in pairs])
             a = z[[index[p[1]] for p in pairs]]
             b = z[[index[p[2]] for p in pairs]]
             cos = _cosine_rows(a, b)
-            report.scores[arm_name][f] = (spearman(cos, gold), pearson(cos, gold))
+            scores[f] = (spearman(cos, gold), pearson(cos, gold))
+        bad = [f for f, v in scores.items() if not all(math.isfinite(x) for x in v)]
+        if bad:
+            report.failed[arm_name] = f"undefined correlation (constant similarities) on {', '.join(map(_short, bad))}"
+            continue
+        report.scores[arm_name] = scores
     return report
 
 
@@ -265,4 +290,9 @@ def format_report(report: StsReport, *, markdown: bool = False, per_file: bool =
     out = [title, ""] + lines
     for arm, why in report.skipped.items():
         out.append(f"(arm {arm!r} skipped: {why})")
+    for arm, why in report.failed.items():
+        out.append(f"(arm {arm!r} FAILED: {why})")
+    for f, nums in report.skipped_lines.items():
+        shown = ", ".join(map(str, nums[:10])) + (", …" if len(nums) > 10 else "")
+        out.append(f"({_short(f)}: {len(nums)} line(s) not read as score<TAB>s1<TAB>s2: line {shown})")
     return "\n".join(out)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from reglab.core import Paper, RepresentationRegularizer, register
-from reglab.ops import check_same_shape, gram, no_autocast, prepare_batch
+from reglab.ops import check_same_shape, common_dtype, gram, no_autocast, prepare_batch
 
 PAPER = Paper(
     "Barlow Twins: Self-Supervised Learning via Redundancy Reduction", "Zbontar, Jing, Misra, LeCun, Deny", 2021,
@@ -45,6 +45,7 @@ def barlow_twins_terms(
     check_same_shape(who, z1, z2)
     z1 = prepare_batch(who, z1, arg="first view", gather=gather)
     z2 = prepare_batch(who, z2, arg="second view", gather=gather)
+    z1, z2 = common_dtype(z1, z2)
     with no_autocast(z1):
         n, d = z1.shape
         a, b = _standardize(z1, eps), _standardize(z2, eps)

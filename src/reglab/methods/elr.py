@@ -16,7 +16,7 @@ import torch
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
 from reglab.core.distributed import is_distributed
 from reglab.ops import (
-    check_index, check_logits, check_num_classes, check_probability, check_table_size, check_tensor,
+    check_index, check_logits, check_num_classes, check_probability, check_table_size, check_tensor, has_data,
 )
 
 PAPER = Paper(
@@ -148,9 +148,11 @@ class ELR(Regularizer):
         index, p = all_gather_indexed(index, p, self.sync)
         # Checked on the gathered batch: every rank sees the same rows and raises
         # the same error, so no rank is left waiting in the next collective.
-        if not bool(torch.isfinite(p).all()):
+        if not has_data(p):
+            pass  # meta / fake tensors (shape inference, torch.compile tracing): nothing to check
+        elif not bool(torch.isfinite(p).all()):
             raise RegularizerInputError(f"ELR got NaN or inf logits (in the batch of {p.shape[0]} rows over all ranks)")
-        if torch.unique(index).numel() != index.numel():
+        elif torch.unique(index).numel() != index.numel():
             raise RegularizerInputError(
                 f"ELR got duplicate dataset indices in one batch ({index.numel()} indices, "
                 f"{torch.unique(index).numel()} distinct): a sample's target would be updated from only one of "

@@ -19,6 +19,7 @@ from reglab.ops.validation import (
     check_table_size,
     check_tensor,
     describe,
+    has_data,
     hyperparameters,
     integer,
     non_negative,
@@ -51,7 +52,7 @@ from reglab.ops.batching import (
     stack_by_shape,
     sum_terms,
 )
-from reglab.ops.batches import covariance_offdiag, no_autocast, prepare_batch, variance_hinge
+from reglab.ops.batches import common_dtype, covariance_offdiag, no_autocast, prepare_batch, variance_hinge
 from reglab.ops.groups import (
     GROUPINGS,
     check_group_map,
@@ -71,6 +72,7 @@ __all__ = [
     "power_of_two_scale",
     "safe_norm",
     "check_choice",
+    "common_dtype",
     "check_group_map",
     "check_index",
     "check_int",
@@ -86,6 +88,7 @@ __all__ = [
     "covariance",
     "covariance_offdiag",
     "describe",
+    "has_data",
     "eigh_descending",
     "flatten_rows",
     "gram",

@@ -20,7 +20,7 @@ from reglab.core.errors import RegularizerInputError
 from reglab.ops.linalg import off_diagonal
 from reglab.ops.validation import check_tensor, has_data
 
-__all__ = ["prepare_batch", "no_autocast", "variance_hinge", "covariance_offdiag"]
+__all__ = ["prepare_batch", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
 
 
 def prepare_batch(
@@ -70,9 +70,21 @@ def _float32_safe_magnitude(z: torch.Tensor) -> float:
     return (torch.finfo(torch.float32).max ** 0.25) / math.sqrt(n * d) * 0.1
 
 
-def no_autocast(z: torch.Tensor) -> torch.autocast:
-    """A context that turns autocast off on ``z``'s device."""
+def no_autocast(z: torch.Tensor):
+    """A context that turns autocast off on ``z``'s device (nothing to turn off on the meta device)."""
+    if z.device.type == "meta":
+        import contextlib
+
+        return contextlib.nullcontext()
     return torch.autocast(device_type=z.device.type, enabled=False)
+
+
+def common_dtype(*zs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The views in one dtype (the promoted one: a float32 view and a float64 view give float64)."""
+    dtype = zs[0].dtype
+    for z in zs[1:]:
+        dtype = torch.promote_types(dtype, z.dtype)
+    return tuple(z.to(dtype) for z in zs)
 
 
 def variance_hinge(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> torch.Tensor:

@@ -56,16 +56,15 @@ def as_tensors(
 def full_precision(fn: Callable) -> Callable:
     """Run ``fn`` with autocast off (CPU and CUDA): a penalty's matmuls and SVDs in the
     inputs' own (at least float32) precision, and custom autograd Functions that see
-    the dtypes they saved."""
-    import contextlib
+    the dtypes they saved. Plain ``with`` blocks, so ``torch.compile`` traces them."""
     import functools
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(torch.autocast("cpu", enabled=False))
-            if torch.cuda.is_available():
-                stack.enter_context(torch.autocast("cuda", enabled=False))
+        if torch.cuda.is_available():
+            with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+                return fn(*args, **kwargs)
+        with torch.autocast("cpu", enabled=False):
             return fn(*args, **kwargs)
 
     return wrapped

@@ -168,6 +168,8 @@ def check_labels(who: str, labels: object, num_classes: int, *, batch: int | Non
         raise RegularizerInputError(
             f"{who} got {labels.shape[0]} labels for a batch of {batch} rows"
         )
+    if labels.numel() == 0 or not has_data(labels):
+        return labels
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_classes:
         raise RegularizerInputError(
@@ -184,7 +186,7 @@ def check_index(who: str, index: object, num_samples: int, batch: int) -> torch.
         raise RegularizerInputError(f"{who} expects integer dataset indices, got dtype {index.dtype}")
     if index.shape[0] != batch:
         raise RegularizerInputError(f"{who} got {index.shape[0]} indices for a batch of {batch} rows")
-    if index.numel() == 0:
+    if index.numel() == 0 or not has_data(index):
         return index.long()
     lo, hi = int(index.min()), int(index.max())
     if lo < 0 or hi >= num_samples:

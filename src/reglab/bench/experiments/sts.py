@@ -53,6 +53,8 @@ def sts_task(
         raise TaskUnavailable(str(err)) from err
     t0 = time.perf_counter()
     report = evaluate_sts(enc, [root], {"arm": arm}, limit_per_file=200 if quick else None)
+    if "arm" in report.failed:
+        raise RuntimeError(f"arm {arm!r} failed with encoder {encoder!r}: {report.failed['arm']}")
     if "arm" not in report.scores:
         raise TaskUnavailable(f"arm {arm!r} cannot run with encoder {encoder!r}: {report.skipped.get('arm')}")
     return TaskResult(
