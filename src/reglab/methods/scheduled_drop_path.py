@@ -13,7 +13,7 @@ import torch
 
 from reglab.core import LinearRamp, Paper, register
 from reglab.methods.drop_path import DropPath
-from reglab.ops import check_int
+from reglab.ops import check_int, has_data
 
 PAPER = Paper(
     "Learning Transferable Architectures for Scalable Image Recognition", "Zoph, Vasudevan, Shlens, Le", 2018,
@@ -48,7 +48,8 @@ class ScheduledDropPath(DropPath):
 
     @property
     def rate(self) -> float:
-        return self.schedule(int(self.step_count))
+        # on the meta device the count has no value: shape inference runs at step 0
+        return self.schedule(int(self.step_count) if has_data(self.step_count) else 0)
 
     def step(self) -> None:
         self.step_count.add_(1)
