@@ -14,7 +14,7 @@ door into it, opened only when called.
 
 from reglab import functional, methods
 from reglab import distributed, schedules
-from reglab.core.attach import RegularizerSet, attach
+from reglab.core.attach import RegularizerSet, attach, attach_from_config, save_config
 from reglab.core.errors import RegularizerInputError, UnknownRegularizerError
 from reglab.core.paper import Baseline, Claim, Paper
 from reglab.core.registry import create, from_config, info, list_regularizers, register
@@ -43,12 +43,22 @@ __all__ = sorted(
         *_METHOD_CLASSES,
         "Baseline", "Binding", "Claim", "FunctionModule", "Paper", "Penalty", "Regularizer", "RegularizerInputError",
         "RegularizerSet", "RepresentationRegularizer", "Selection", "UnknownRegularizerError",
-        "WeightRegularizer", "attach", "create", "from_config", "info", "list_regularizers", "register",
+        "WeightRegularizer", "attach", "attach_from_config", "create", "from_config", "info", "list_regularizers", "register", "save_config",
         "ab", "distributed", "embeddings", "functional", "schedules",
     ]
 )  # fmt: skip
 
-__version__ = "0.1.0"
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reglab")
+    except PackageNotFoundError:  # a source tree on sys.path without installing
+        return "0+unknown"
+
+
+__version__ = _version()
 
 
 def ab(train, arms, **kwargs):

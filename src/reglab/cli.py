@@ -4,6 +4,7 @@ and ``sts`` (embedding evaluation) are mounted from their packages."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -21,11 +22,20 @@ def _verdicts(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
     return verdicts_from(path, names)
 
 
+def _default_results(path: str | None) -> str | None:
+    """``--results``, else the default ``reglab bench`` output folder when it exists."""
+    if path:
+        return path
+    from reglab.bench.cli import DEFAULT_OUT
+
+    return DEFAULT_OUT if os.path.exists(os.path.join(DEFAULT_OUT, "results.jsonl")) else None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from reglab.core.registry import get, list_regularizers
 
     names = list_regularizers()
-    verdicts = _verdicts(args.results, names)
+    verdicts = _verdicts(_default_results(args.results), names)
     rows = []
     for name in names:
         cls = get(name)
@@ -50,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     except UnknownRegularizerError as e:
         return _err(str(e))
     print(entry)
-    verdicts = _verdicts(args.results, [entry.name])
+    verdicts = _verdicts(_default_results(args.results), [entry.name])
     for i, claim in enumerate(entry.claims):
         if (entry.name, i) in verdicts:
             print(f"  verdict:  {claim.metric} on {claim.task}: {verdicts[(entry.name, i)]}")
@@ -68,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_cli.register(sub)
     ls = sub.add_parser("list", help="the registry: name, kind, paper, claims, last verdict")
-    ls.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
+    ls.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl (or the bench's --out folder) whose "
+                    "verdicts to show; default ./reglab-bench when it holds results")
     ls.set_defaults(func=cmd_list)
     inf = sub.add_parser("info", help="one registry entry: formula, defaults, paper, claims")
     inf.add_argument("name")
-    inf.add_argument("--results", metavar="FILE", help="a results.jsonl whose verdicts to show")
+    inf.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl or folder (default ./reglab-bench)")
     inf.set_defaults(func=cmd_info)
     sts_cli.register(sub)
     return parser

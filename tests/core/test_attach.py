@@ -250,3 +250,29 @@ def test_detach_removes_hooks():
     m(torch.randn(2, 1, 8, 8))
     assert len(regs._captures[0]) == 0
     assert not m.encoder._forward_hooks
+
+
+def test_regularizer_set_config_round_trips_through_json_and_yaml(tmp_path):
+    import json
+    import re
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    regs = reglab.attach(net, [
+        reglab.L2(5e-4),
+        reglab.create("group_lasso", weight=1e-3).on(modules=nn.Conv2d, mode="prox"),
+        reglab.create("vcreg").on(activations="1", name="hidden"),
+        reglab.create("srip").on(params=[re.compile(r"^3\."), "0.*"], exclude=None),
+    ])  # fmt: skip
+    cfg = regs.get_config()
+    assert json.loads(json.dumps(cfg)) == cfg
+    again = reglab.attach_from_config(net, json.loads(json.dumps(cfg)))
+    assert again.get_config() == cfg
+    assert [[n for n, _ in ps] for ps in again._params] == [[n for n, _ in ps] for ps in regs._params]
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"regs{suffix}"
+        reglab.save_config(regs, path)
+        assert reglab.attach_from_config(net, path).get_config() == cfg
+    with pytest.raises(ValueError, match="callable"):
+        reglab.attach(net, [reglab.L2().on(where=lambda n, p, m: True)]).get_config()
+    with pytest.raises(ValueError, match="unknown selection fields"):
+        reglab.attach_from_config(net, {"bindings": [{"regularizer": {"name": "l2"}, "on": {"modulez": []}}]})

@@ -280,7 +280,7 @@ def _print_verdicts(outcomes) -> None:
     from reglab.bench.report import SUMMARY_COLUMNS, summary_rows
 
     rows = summary_rows(outcomes)
-    keep = (0, 1, 6, 7, 8, 9)  # the statements and every statistic are in report.md
+    keep = (0, 1, 4, 7, 8, 9, 10)  # claim, regularizer, task configuration, dataset, verdicts, CPU; the rest is in report.md
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

@@ -29,8 +29,8 @@ from reglab.bench.verdict import ALPHA, REPRODUCED, RULE, TEST_NAME
 __all__ = ["write_report", "summary_rows", "detail_rows", "SUMMARY_COLUMNS", "DETAIL_COLUMNS"]
 
 SUMMARY_COLUMNS = (
-    "claim", "regularizer", "paper", "statement", "kind", "δ", "dataset", "verdict", "against each baseline",
-    "CPU time ×",
+    "claim", "regularizer", "paper", "statement", "task", "kind", "δ", "dataset", "verdict",
+    "against each baseline", "CPU time ×",
 )  # fmt: skip
 DETAIL_COLUMNS = (
     "claim", "dataset", "baseline", "metric", "baseline mean", "regularized mean", "effect [95% BCa CI]",
@@ -70,7 +70,8 @@ def summary_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
             o.ref.id,
             arm_label(o.ref.arm()),
             o.ref.paper or "classic",
-            f"{c.statement} ({c.task}{_args(c.task_args)}; {c.role})",
+            f"{c.statement} ({c.role})",
+            f"{c.task}{_args(c.task_args)}",
             c.kind,
             _f(c.min_effect, 3) + f" {c.metric}" if c.min_effect is not None else "none declared",
             o.dataset,

@@ -25,7 +25,9 @@ as in most libraries.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import os
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -35,9 +37,9 @@ import torch
 from torch import nn
 
 from reglab.core.regularizer import Binding, Regularizer
-from reglab.core.selection import pick_tensor
+from reglab.core.selection import Selection, pick_tensor
 
-__all__ = ["RegularizerSet", "attach", "apply_prox", "learning_rates"]
+__all__ = ["RegularizerSet", "attach", "attach_from_config", "save_config", "apply_prox", "learning_rates"]
 
 
 def learning_rates(optimizer: torch.optim.Optimizer) -> dict[int, float]:
@@ -153,6 +155,12 @@ class RegularizerSet(nn.Module):
     def _make_hook(binding: Binding, buffer: deque, path: str) -> _CaptureHook:
         return _CaptureHook(binding, buffer, path)
 
+    def get_config(self) -> dict[str, Any]:
+        """Which regularizers on which parameters or activations, as a JSON-able dict:
+        ``reglab.attach_from_config(model, cfg)`` rebuilds the same set (selectors included;
+        ``where=``/``exclude=`` callables cannot be saved and raise here)."""
+        return bindings_config(self.bindings)
+
     # ------------------------------------------------------------------ use
     def penalty(self) -> torch.Tensor:
         """Sum of the weighted penalties; records each in ``self.last`` (detached)."""
@@ -252,3 +260,118 @@ def attach(model: nn.Module, regularizers: Iterable[Binding | Regularizer] | Bin
     if isinstance(regularizers, (Binding, Regularizer)):
         regularizers = [regularizers]
     return RegularizerSet(model, regularizers)
+
+
+# --------------------------------------------------------------- config round trip
+_SELECTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Selection)}
+
+
+def _type_path(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _resolve_type(path: str) -> type:
+    import importlib
+
+    module, _, qual = path.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"attach_from_config: cannot import module type {path!r}") from None
+    if not isinstance(obj, type):
+        raise ValueError(f"attach_from_config: {path!r} is not a type")
+    return obj
+
+
+def selection_config(s: Selection) -> dict[str, Any]:
+    """The non-default fields of a selection, JSON-able; callables cannot be saved."""
+    import re
+
+    out: dict[str, Any] = {}
+    for key, default in _SELECTION_DEFAULTS.items():
+        value = getattr(s, key)
+        if value == default and not (key == "exclude" and value is None and default is not None):
+            continue
+        if key == "params":
+            items = value if isinstance(value, (list, tuple)) else [value]
+            value = [{"regex": v.pattern} if isinstance(v, re.Pattern) else v for v in items]
+        elif key == "modules":
+            value = [_type_path(t) for t in (value if isinstance(value, tuple) else (value,))]
+        elif key == "activations":
+            value = list(value)
+        elif callable(value) or (key == "select" and not isinstance(value, (int, str, type(None)))):
+            raise ValueError(
+                f"get_config: the selection's {key}= is a callable or object ({value!r}), which a config "
+                f"cannot hold; use params=, modules= and an index or key for select="
+            )
+        out[key] = value
+    return out
+
+
+def selection_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``.on(...)`` keywords from :func:`selection_config`'s output."""
+    import re
+
+    unknown = sorted(set(cfg) - set(_SELECTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"attach_from_config: unknown selection fields {unknown}; known: {sorted(_SELECTION_DEFAULTS)}")
+    out = dict(cfg)
+    if "params" in out:
+        out["params"] = [re.compile(v["regex"]) if isinstance(v, dict) else v for v in out["params"]]
+    if "modules" in out:
+        out["modules"] = tuple(_resolve_type(p) for p in out["modules"])
+    return out
+
+
+def bindings_config(bindings: Sequence[Binding]) -> dict[str, Any]:
+    """``{"bindings": [{"regularizer": cfg, "on": selection}, ...]}`` (JSON-able)."""
+    return {
+        "bindings": [{"regularizer": b.regularizer.get_config(), "on": selection_config(b.selection)} for b in bindings]
+    }
+
+
+def attach_from_config(model: nn.Module, cfg: dict[str, Any] | str | os.PathLike[str]) -> RegularizerSet:
+    """Attach the regularizers a :meth:`RegularizerSet.get_config` dict describes, or a JSON/YAML file of it."""
+    from reglab.core.registry import from_config
+
+    if isinstance(cfg, (str, os.PathLike)):
+        cfg = _read_config(os.fspath(cfg))
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("bindings"), list):
+        raise ValueError(f"attach_from_config expects {{'bindings': [...]}} from RegularizerSet.get_config(), got {cfg!r}")
+    bindings = []
+    for i, entry in enumerate(cfg["bindings"]):
+        if not isinstance(entry, dict) or "regularizer" not in entry:
+            raise ValueError(f"attach_from_config: binding {i} needs a 'regularizer' config, got {entry!r}")
+        reg = from_config(entry["regularizer"])
+        bindings.append(reg.on(**selection_from_config(entry.get("on") or {})))
+    return attach(model, bindings)
+
+
+def save_config(regs: RegularizerSet, path: str | os.PathLike[str]) -> None:
+    """Write ``regs.get_config()`` as JSON, or YAML for a ``.yaml``/``.yml`` path."""
+    import json
+
+    path = os.fspath(path)
+    cfg = regs.get_config()  # type: ignore[attr-defined]
+    with open(path, "w") as f:
+        if path.endswith((".yaml", ".yml")):
+            f.write(_yaml().safe_dump(cfg, sort_keys=False))
+        else:
+            json.dump(cfg, f, indent=2)
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    import json
+
+    with open(path) as f:
+        return _yaml().safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError as err:
+        raise ImportError("YAML configs need PyYAML: pip install pyyaml (or use a .json path)") from err
+    return yaml

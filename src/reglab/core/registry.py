@@ -106,6 +106,7 @@ class Info:
     defaults: dict[str, Any]
     paper: Paper | None
     claims: tuple[Claim, ...] = field(default_factory=tuple)
+    required: tuple[str, ...] = ()  # constructor arguments without a default (sizes, a module, params)
 
     def __str__(self) -> str:
         lines = [
@@ -115,6 +116,8 @@ class Info:
         ]
         if self.formula:
             lines.append(f"  formula:  {self.formula}")
+        if self.required:
+            lines.append("  required: " + ", ".join(self.required))
         if self.defaults:
             lines.append("  defaults: " + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()))
         lines.append(f"  paper:    {self.paper.cite() if self.paper else '(classic; no single paper)'}")
@@ -129,11 +132,12 @@ class Info:
 def info(name: str) -> Info:
     """Kind, form, formula, defaults and paper of a registered name."""
     cls = get(name)
-    defaults = {
-        k: p.default
-        for k, p in inspect.signature(cls.__init__).parameters.items()
-        if k != "self" and p.default is not inspect.Parameter.empty
-    }
+    params = [
+        (k, p) for k, p in inspect.signature(cls.__init__).parameters.items()
+        if k != "self" and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]  # fmt: skip
+    defaults = {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
+    required = tuple(k for k, p in params if p.default is inspect.Parameter.empty)
     doc = inspect.getdoc(cls) or ""
     return Info(
         name=cls.name,
@@ -145,6 +149,7 @@ def info(name: str) -> Info:
         defaults=defaults,
         paper=getattr(cls, "paper", None),
         claims=tuple(getattr(cls, "claims", ())),
+        required=required,
     )
 
 

@@ -106,7 +106,11 @@ def checked_total(who: str, value: torch.Tensor, tensors: Sequence[torch.Tensor]
     if has_data(value) and not bool(torch.isfinite(value.detach())):
         for w in tensors:  # slow path, only on failure: name the offending tensor
             check_tensor(who, w, arg=arg)
-        raise RegularizerInputError(f"{who} produced a non-finite penalty ({float(value)}) from finite weights")
+        largest = max(float(w.detach().abs().max()) for w in tensors if w.numel())
+        raise RegularizerInputError(
+            f"{who} produced a non-finite penalty ({float(value)}) from finite {arg}s: with values up to "
+            f"{largest:.3g} its intermediate sums overflow {value.dtype}; pass float64 {arg}s, or rescale"
+        )
     return value
 
 
