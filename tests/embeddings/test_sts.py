@@ -329,3 +329,19 @@ def test_one_failing_arm_does_not_abort_the_others(sts_dir, capsys):
     )
     assert "raw" in report.scores and "k-too-large" in report.failed and "k-too-large" not in report.scores
     assert "FAILED" in sts_mod.format_report(report)
+
+
+def test_any_object_with_encode_is_an_encoder(sts_dir):
+    class NoName:  # e.g. a SentenceTransformer: encode(), no .name
+        def encode(self, texts):
+            return FakeEncoder().encode(texts)
+
+    report = evaluate_sts(NoName(), [sts_dir], {"raw": None})
+    assert report.encoder == "NoName" and "raw" in report.scores
+
+
+def test_correlations_match_scipy():
+    x, y = [1.0, 2.0, 2.0, 5.0, 3.0], [2.0, 1.0, 4.0, 4.0, 9.0]
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic)
+    assert np.isnan(pearson([1.0, 1.0, 1.0], y[:3]))

@@ -175,6 +175,36 @@ class EmbeddingTransform(Registered, Configurable):
 
     __call__ = transform
 
+    # -- scikit-learn estimator protocol (clone, Pipeline, GridSearchCV) ------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, as scikit-learn's ``clone`` and grid search read them."""
+        params = {k: getattr(self, k) for k in self.get_config() if k != "name"}
+        if deep:
+            for key, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update({f"{key}__{k}": v for k, v in value.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params: Any) -> EmbeddingTransform:
+        """Set constructor arguments (validated as by the constructor); drops any fitted state."""
+        current = self.get_params(deep=False)
+        unknown = sorted(k for k in params if k.split("__", 1)[0] not in current)
+        if unknown:
+            raise ValueError(f"{self._who}.set_params: unknown parameters {unknown}; valid: {sorted(current)}")
+        nested = {k: v for k, v in params.items() if "__" in k}
+        for key, value in nested.items():
+            outer, inner = key.split("__", 1)
+            current[outer].set_params(**{inner: value})
+        fresh = type(self)(**{**current, **{k: v for k, v in params.items() if "__" not in k}})
+        self.__dict__.clear()
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), transformer_tags=TransformerTags())
+
     # -- state -------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
@@ -276,6 +306,20 @@ class Pipeline(EmbeddingTransform):
                 )
         self.transforms = objs
         self.steps = [o.get_config() for o in objs]
+        self._steps_arg = steps  # what get_params returns: scikit-learn's clone checks identity
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params: dict[str, Any] = {"steps": self._steps_arg}
+        if deep:
+            for i, t in enumerate(self.transforms):
+                params.update({f"steps__{i}__{k}": v for k, v in t.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params: Any) -> Pipeline:
+        if set(params) - {"steps"}:
+            raise ValueError(f"Pipeline.set_params takes steps= only, got {sorted(params)}")
+        self.__init__(params.get("steps", self._steps_arg))
+        return self
 
     @property
     def is_fitted(self) -> bool:

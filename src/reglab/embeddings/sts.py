@@ -120,22 +120,26 @@ def default_data_dir() -> Path | None:
 # metrics
 
 
-def _rank(a: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties get the average rank (as scipy.stats.rankdata)."""
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    end = np.cumsum(counts)
-    return ((end - counts + 1 + end) / 2.0)[inverse]
+def _correlation(fn_name: str, x: Sequence[float], y: Sequence[float]) -> float:
+    """``scipy.stats.pearsonr`` / ``spearmanr``; NaN (no warning) when either side is constant."""
+    import warnings
+
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(getattr(stats, fn_name)(x, y).statistic)
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    xc, yc = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(xc @ xc) * float(yc @ yc))
-    return float(xc @ yc) / denom if denom > 0 else float("nan")
+    return _correlation("pearsonr", x, y)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    return pearson(_rank(np.asarray(x)), _rank(np.asarray(y)))
+    return _correlation("spearmanr", x, y)
 
 
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -219,7 +223,7 @@ def evaluate_sts(
     emb = encoder.encode(pool)
     index = {s: i for i, s in enumerate(pool)}
     report = StsReport(
-        encoder=encoder.name,
+        encoder=encoder_name(encoder),
         files=list(data),
         n_pairs={f: len(p) for f, p in data.items()},
         n_pool=len(pool),
@@ -255,6 +259,15 @@ def evaluate_sts(
             continue
         report.scores[arm_name] = scores
     return report
+
+
+def encoder_name(encoder: Any) -> str:
+    """A name for the report: ``encoder.name``, a SentenceTransformer's model, or the type."""
+    name = getattr(encoder, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    card = getattr(getattr(encoder, "model_card_data", None), "base_model", None)
+    return str(card) if card else type(encoder).__name__
 
 
 def _short(f: str) -> str:
