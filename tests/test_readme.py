@@ -21,7 +21,8 @@ def test_quickstart_runs_as_written():
     assert blocks, "README has no python quickstart"
     quickstart = blocks[0]
     assert len(quickstart.strip().splitlines()) <= 20
-    subprocess.run([sys.executable, "-c", quickstart], check=True, timeout=120, cwd=README.parent)
+    # warnings as errors: the quickstart a new user copies must run clean
+    subprocess.run([sys.executable, "-W", "error", "-c", quickstart], check=True, timeout=120, cwd=README.parent)
 
 
 def test_readme_states_the_labs_verdict_rule_as_the_code_does():
