@@ -32,3 +32,11 @@ def test_readme_states_the_labs_verdict_rule_as_the_code_does():
     assert len(RULE_LINES) <= 5
     for line in RULE_LINES:
         assert line in text, f"README's verdict rule is stale: {line!r}"
+
+
+def test_api_docs_list_every_method_module():
+    import reglab.methods as methods
+
+    page = (README.parent / "docs" / "api" / "methods.md").read_text()
+    missing = [m.__name__ for m in methods.method_modules() if f"::: {m.__name__}" not in page]
+    assert not missing, f"docs/api/methods.md lacks {missing}"
