@@ -345,3 +345,16 @@ def test_correlations_match_scipy():
     assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
     assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic)
     assert np.isnan(pearson([1.0, 1.0, 1.0], y[:3]))
+
+
+def test_sts_without_paths_says_where_to_get_the_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sts_mod, "default_data_dir", lambda: None)
+    assert main(["sts"]) == 2
+    err = capsys.readouterr().err
+    assert "score<TAB>sentence1<TAB>sentence2" in err and "REGLAB_STS_DATA" in err and "licenses" in err
+
+
+def test_encoding_progress_is_reported(sts_dir):
+    said = []
+    evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None}, progress=said.append)
+    assert said and said[0].startswith("encoding ") and "distinct sentences" in said[0]

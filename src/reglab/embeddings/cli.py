@@ -26,6 +26,22 @@ def run(args: argparse.Namespace) -> int:
     from reglab.embeddings.sts import evaluate_sts, format_report
 
     arms = _arms(args.arms)
+    if not args.paths:
+        from reglab.embeddings.sts import default_data_dir
+
+        found = default_data_dir()
+        if found is None:
+            print(
+                "reglab sts: no STS files given and none found at $REGLAB_STS_DATA or ../shared/data/sts.\n"
+                "  Files hold score<TAB>sentence1<TAB>sentence2 per line. The SemEval STS 2012-2014 test sets "
+                "(Agirre et al.) are in the public repository brmson/dataset-sts under data/sts/semeval-sts; "
+                "their licenses (Microsoft Research's for MSRpar, LDC's for SMT) do not allow reglab to ship them. "
+                "Download them, then: reglab sts PATH (or set REGLAB_STS_DATA=PATH).",
+                file=sys.stderr,
+            )
+            return 2
+        args.paths = [str(found)]
+        print(f"reglab sts: using {found}", file=sys.stderr)
     names = ["minilm", "static"] if args.encoder == "all" else [args.encoder]
     outputs = []
     failed = False
@@ -36,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
         try:
-            report = evaluate_sts(enc, args.paths, arms, limit_per_file=args.limit)
+            report = evaluate_sts(
+                enc, args.paths, arms, limit_per_file=args.limit,
+                progress=lambda msg: print(f"reglab sts: {msg}", file=sys.stderr, flush=True),
+            )  # fmt: skip
         except (FileNotFoundError, ValueError) as err:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
@@ -60,7 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Transforms are fitted on the distinct sentences of the evaluation pool only."
         ),
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="STS files or folders (all *.tsv below)")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="STS files or folders (all *.tsv below); default $REGLAB_STS_DATA or ../shared/data/sts",
+    )  # fmt: skip
     p.add_argument(
         "--encoder",
         choices=["minilm", "static", "all"],

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,7 @@ def evaluate_sts(
     arms: dict[str, Any] | None = None,
     *,
     limit_per_file: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> StsReport:
     """Score ``encoder`` on the STS files under ``paths`` for each arm.
 
@@ -220,6 +221,9 @@ def evaluate_sts(
                 f"{f}: {len(pairs)} pair(s) whose gold scores are all equal: a correlation with them is undefined"
             )
     pool = list(dict.fromkeys(s for pairs in data.values() for _, a, b in pairs for s in (a, b)))
+    if progress is not None:
+        progress(f"encoding {len(pool)} distinct sentences of {sum(len(p) for p in data.values())} pairs "
+                 f"with {encoder_name(encoder)} (cached encodings are reused)")  # fmt: skip
     emb = encoder.encode(pool)
     index = {s: i for i, s in enumerate(pool)}
     report = StsReport(
