@@ -103,36 +103,23 @@ class MiniLMEncoder:
 
     def _load(self) -> None:
         if self._model is None:
-            from transformers import AutoModel
-
-            path = _model_dir()
-            self._tok = _tokenizer(path)
-            self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(self.device).eval()
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as err:
+                raise TextExtraMissing(
+                    "the MiniLM encoder needs sentence-transformers (the text extra): pip install 'reglab[text]'"
+                ) from err
+            self._model = SentenceTransformer(str(_model_dir()), device=self.device, local_files_only=True)
+            self._model.max_seq_length = self.max_seq_length
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
+        """Mean pooling and L2 normalization, as the model's own sentence-transformers
+        pipeline defines them (its modules.json), loaded offline."""
         self._load()
-        texts = list(texts)
-        out = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
-        # Length-sorted batches waste little compute on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = self._tok(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_seq_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[idx] = pooled.float().cpu().numpy()
-        return out
+        out = self._model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(out, dtype=np.float32)
 
 
 class StaticTokenEncoder:
