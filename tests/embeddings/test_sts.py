@@ -214,7 +214,7 @@ def test_default_cache_dir_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def fake_encoders(monkeypatch):
-    def get(name, cache_dir=None, use_cache=True):
+    def get(name, cache_dir=None, use_cache=True, progress=False):
         enc = FakeTokenEncoder() if name == "static" else FakeEncoder()
         return CachedEncoder(enc, cache_dir) if use_cache and cache_dir else enc
 
@@ -358,3 +358,19 @@ def test_encoding_progress_is_reported(sts_dir):
     said = []
     evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None}, progress=said.append)
     assert said and said[0].startswith("encoding ") and "distinct sentences" in said[0]
+
+
+def test_hf_loader_on_a_dataset_saved_locally(tmp_path, fake_encoders, capsys):
+    datasets = pytest.importorskip("datasets")
+    rows = {"sentence1": ["a cat sat", "red sun", "big tree\tfalls", "the dog ran"],
+            "sentence2": ["the cat sat", "blue moon", "a tree", "a dog ran fast"], "score": [4.5, 1.0, 2.0, 3.5]}  # fmt: skip
+    local = tmp_path / "mini-sts"
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(local))
+    path = sts_mod.load_hf_sts(str(local), tmp_path / "out")
+    pairs = read_sts_file(path)
+    assert [p[0] for p in pairs] == rows["score"] and pairs[2][1] == "big tree falls"
+    assert main(["sts", "--hf", str(local), "--arms", "raw", "--no-cache"]) == 0
+    assert "mini-sts.test.tsv" in capsys.readouterr().out
+    datasets.Dataset.from_dict({"a": [1]}).save_to_disk(str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="no STS columns"):
+        sts_mod.load_hf_sts(str(tmp_path / "bad"), tmp_path / "out")

@@ -26,6 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from reglab.embeddings.sts import evaluate_sts, format_report
 
     arms = _arms(args.arms)
+    if args.hf:
+        import tempfile
+
+        from reglab.embeddings.sts import load_hf_sts
+
+        try:
+            args.paths = [str(load_hf_sts(args.hf, tempfile.mkdtemp(prefix="reglab-sts-"), split=args.hf_split))] + list(args.paths)
+        except (ImportError, ValueError, FileNotFoundError) as err:
+            print(f"reglab sts: {err}", file=sys.stderr)
+            return 2
     if not args.paths:
         from reglab.embeddings.sts import default_data_dir
 
@@ -47,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     for name in names:
         try:
-            enc = get_encoder(name, cache_dir=args.cache, use_cache=not args.no_cache)
+            enc = get_encoder(name, cache_dir=args.cache, use_cache=not args.no_cache, progress=sys.stderr.isatty())
         except TextExtraMissing as err:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
@@ -83,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "paths", nargs="*", metavar="PATH",
         help="STS files or folders (all *.tsv below); default $REGLAB_STS_DATA or ../shared/data/sts",
     )  # fmt: skip
+    p.add_argument("--hf", metavar="NAME", help="also an STS dataset from Hugging Face (e.g. mteb/stsbenchmark-sts; online) "
+                   "or a datasets save_to_disk folder")
+    p.add_argument("--hf-split", default="test", metavar="SPLIT", help="the split of --hf (default test)")
     p.add_argument(
         "--encoder",
         choices=["minilm", "static", "all"],

@@ -94,10 +94,11 @@ class MiniLMEncoder:
 
     name = MINILM_ID
 
-    def __init__(self, batch_size: int = 64, max_seq_length: int = 256, device: str = "cpu"):
+    def __init__(self, batch_size: int = 64, max_seq_length: int = 256, device: str = "cpu", progress: bool = False):
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
         self.device = device
+        self.progress = progress  # a progress bar while encoding (the CLI turns it on at a terminal)
         self._model = None
         self._tok = None
 
@@ -117,7 +118,7 @@ class MiniLMEncoder:
         pipeline defines them (its modules.json), loaded offline."""
         self._load()
         out = self._model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=self.progress
         )
         return np.asarray(out, dtype=np.float32)
 
@@ -221,10 +222,11 @@ class CachedEncoder:
 ENCODERS = {"minilm": MiniLMEncoder, "static": StaticTokenEncoder}
 
 
-def get_encoder(name: str, cache_dir: str | Path | None = None, use_cache: bool = True):
-    """A built-in encoder by short name (``minilm`` or ``static``), cached on disk by default."""
+def get_encoder(name: str, cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = False):
+    """A built-in encoder by short name (``minilm`` or ``static``), cached on disk by default;
+    ``progress`` shows a bar while the MiniLM encoder runs."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; built-in encoders are {sorted(ENCODERS)}")
     _model_dir()  # fail early, with the install hint, if the text extra is missing
-    enc = ENCODERS[name]()
+    enc = ENCODERS[name](progress=progress) if name == "minilm" else ENCODERS[name]()
     return CachedEncoder(enc, cache_dir) if use_cache else enc

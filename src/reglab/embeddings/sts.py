@@ -39,6 +39,7 @@ __all__ = [
     "evaluate_sts",
     "find_sts_files",
     "format_report",
+    "load_hf_sts",
     "pearson",
     "read_sts_file",
     "spearman",
@@ -89,6 +90,38 @@ def read_sts_file(
         if limit is not None and len(pairs) >= limit:
             break
     return pairs
+
+
+#: column names tried, in order, for the two sentences and the gold score of a Hugging Face STS dataset
+HF_COLUMNS = (("sentence1", "sentence2", "score"), ("sentence1", "sentence2", "label"), ("text1", "text2", "score"))
+
+
+def load_hf_sts(name: str, out_dir: str | Path, *, split: str = "test") -> Path:
+    """An STS dataset through Hugging Face ``datasets`` (online, or a ``save_to_disk`` folder),
+    written as ``out_dir/<name>.<split>.tsv`` for :func:`evaluate_sts`; returns the file.
+
+    Accepts the usual column layouts (``sentence1``/``sentence2``/``score``, e.g.
+    ``mteb/stsbenchmark-sts``; ``label`` for the score; ``text1``/``text2``).
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError("--hf needs Hugging Face datasets: pip install 'reglab[hf]'") from err
+    if Path(name).is_dir():
+        loaded = datasets.load_from_disk(name)
+        ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    else:
+        ds = datasets.load_dataset(name, split=split)
+    cols = next((c for c in HF_COLUMNS if all(k in ds.column_names for k in c)), None)
+    if cols is None:
+        raise ValueError(f"{name}: no STS columns among {ds.column_names}; expected one of {list(HF_COLUMNS)}")
+    out = Path(out_dir) / f"{Path(name).name or 'hf'}.{split}.tsv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        for row in ds:
+            a, b = (" ".join(str(row[c]).split()) for c in cols[:2])  # tabs/newlines inside a sentence
+            f.write(f"{float(row[cols[2]])}\t{a}\t{b}\n")
+    return out
 
 
 def find_sts_files(paths: Iterable[str | Path]) -> list[Path]:
