@@ -172,3 +172,22 @@ def test_cli_end_to_end_from_the_current_directory(tmp_path, monkeypatch, capsys
 def test_reglab_ab_is_the_same_function():
     res = reglab.ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, seeds=5, **MSE)
     assert math.isfinite(res.comparisons["ridge"].effect)
+
+
+def test_workers_running_a_train_defined_in_the_users_script(tmp_path):
+    """Spawned workers import the user's script as __mp_main__: its runs must still be found."""
+    import subprocess
+
+    script = tmp_path / "exp.py"
+    script.write_text(
+        "import reglab, torch\n"
+        "def train(arm, seed):\n"
+        "    g = torch.Generator().manual_seed(seed)\n"
+        "    return {'m': float(torch.randn(1, generator=g)) + (0.5 if arm is not None else 0.0)}\n"
+        "if __name__ == '__main__':\n"
+        "    r = reglab.ab(train, {'base': None, 'l2': reglab.L2()}, metric='m', min_effect=0.1, seeds=6, jobs=2)\n"
+        "    print(r.comparisons['l2'].n, r.comparisons['l2'].verdict)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["6", "reproduced"]

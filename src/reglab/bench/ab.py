@@ -72,7 +72,9 @@ def arm_identity(arm: Any) -> Any:
 
 def _train_ref(train: Callable[..., Any]) -> tuple[str, str]:
     """``"module:qualname"`` and a fingerprint of the train function's source."""
-    ref = f"{getattr(train, '__module__', '?')}:{getattr(train, '__qualname__', repr(train))}"
+    module = getattr(train, "__module__", "?")
+    module = "__main__" if module == "__mp_main__" else module  # a spawned worker's name for the user's script
+    ref = f"{module}:{getattr(train, '__qualname__', repr(train))}"
     try:
         code = hashlib.sha1(inspect.getsource(train).encode()).hexdigest()[:12]
     except (OSError, TypeError):  # no source (a builtin, an interactive session): the name stands in

@@ -389,6 +389,9 @@ def run_all(
     failed: list[dict[str, Any]] = []
 
     def finish(spec: RunSpec, rec: dict[str, Any]) -> None:
+        # The key is the parent's: a worker may see the same code under another module
+        # name (a spawned child imports the user's script as __mp_main__).
+        rec = {**rec, "key": spec.key}
         if rec["status"] == "ok":
             store.append(rec)
         else:
