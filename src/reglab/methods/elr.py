@@ -99,8 +99,8 @@ class ELR(Regularizer):
                     ),
                 ),
                 datasets=("digits", "digits_half", "mnist1d"),
-                settings="MLP, Adam, 150 epochs on digits / MNIST-1D instead of ResNet-34 with SGD on CIFAR; "
-                "λ=3, β=0.7 are the paper's CIFAR-10 values",
+                settings="an MLP (digits) or MNIST-1D's ConvBase CNN, Adam, 150 epochs, instead of ResNet-34 with "
+                "SGD on CIFAR; λ=3, β=0.7 are the paper's CIFAR-10 values",
                 source="Liu et al. 2020, Table 1 (symmetric noise 20-80%)",
             )
             for rate in (0.2, 0.4, 0.6)

@@ -69,8 +69,8 @@ class PSKD(Configurable, nn.Module):
                 ),
             ),
             datasets=("digits", "mnist1d"),
-            settings="MLP on 20% of the training data, Adam, 300 epochs, instead of ResNet/DenseNet on CIFAR-100 "
-            "with SGD; α_T=0.8 is the paper's; T is the task's epoch count",
+            settings="an MLP (digits) or MNIST-1D's ConvBase CNN on 20% of the training data, Adam, 300 epochs, "
+            "instead of ResNet/DenseNet on CIFAR-100 with SGD; α_T=0.8 is the paper's; T is the task's epoch count",
             source="Kim et al. 2021, Table 1 (ECE)",
         ),
         Claim(
