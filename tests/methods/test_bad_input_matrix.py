@@ -14,7 +14,7 @@ import torch
 import reglab
 from reglab.core.registry import get
 
-from .test_every_method import PENALTIES, REFERENCES, _build, _inputs, _names
+from ._registry import PENALTIES, example, example_inputs, names
 
 CASES = [
     "nan", "inf", "empty", "batch of 1", "wrong rank", "mismatched views", "int", "fp16", "bf16",
@@ -62,7 +62,7 @@ def _variant(x: torch.Tensor, case: str) -> torch.Tensor | None:
 
 def _call(name: str, inputs: list, device: str | None = None):
     torch.manual_seed(0)
-    reg = _build(name, **REFERENCES[name].build) if name in REFERENCES else _build(name)
+    reg = example(name)
     if device is not None:  # a model built on the meta device carries its regularizers' buffers there too
         reg = reg.to(device)
     return reg(*inputs)
@@ -71,7 +71,7 @@ def _call(name: str, inputs: list, device: str | None = None):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("name", [n for n in PENALTIES if n != "gradient_norm"])
 def test_bad_input_matrix(name, case):
-    inputs = list(_inputs(name))
+    inputs = list(example_inputs(name))
     if case == "mismatched views":
         if get(name).num_inputs < 2 or not isinstance(inputs[1], torch.Tensor) or inputs[1].ndim < 2:
             pytest.skip("one input")
@@ -87,7 +87,7 @@ def test_bad_input_matrix(name, case):
     try:
         out = _call(name, inputs, "meta" if case == "meta" else None)
     except reglab.RegularizerInputError as e:
-        assert _names(name).search(str(e)), f"{name}/{case}: the error does not name the regularizer: {e}"
+        assert names(name).search(str(e)), f"{name}/{case}: the error does not name the regularizer: {e}"
         return
     except Exception as e:  # any other error is an obscure one
         pytest.fail(f"{name}/{case}: {type(e).__name__} instead of a RegularizerInputError: {e}")

@@ -9,46 +9,29 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
 from torch import nn
 
 import reglab
-from reglab.core.registry import get
 
-from ._reference import collect_references, default_inputs
-
-REFERENCES = collect_references()
-PENALTIES = [n for n in reglab.list_regularizers() if get(n).form == "penalty"]
-WEIGHTS = reglab.list_regularizers("weight")
-
-
-def _build(name: str, **kwargs):
-    cls = get(name)
-    return cls(**{**getattr(cls, "example_args", {}), **kwargs})
-
-
-def _inputs(name: str, seed: int = 0) -> tuple:
-    g = torch.Generator().manual_seed(seed)
-    ref = REFERENCES.get(name)
-    return ref.inputs(g) if ref is not None and ref.inputs is not None else default_inputs(get(name), g)
+from ._registry import PENALTIES, WEIGHTS, build, example, example_inputs, names, references
 
 
 def test_every_penalty_has_a_reference():
-    missing = sorted(set(PENALTIES) - set(REFERENCES))
+    missing = sorted(set(PENALTIES) - set(references()))
     assert not missing, f"penalties without an independent reference in tests/methods/: {missing}"
-    unknown = sorted(set(REFERENCES) - set(reglab.list_regularizers()))
+    unknown = sorted(set(references()) - set(reglab.list_regularizers()))
     assert not unknown, f"references for unregistered names: {unknown}"
 
 
 @pytest.mark.parametrize("name", PENALTIES)
 def test_value_matches_reference(name):
-    ref = REFERENCES[name]
+    ref = references()[name]
     torch.manual_seed(0)
-    reg = _build(name, **ref.build)
-    inputs = _inputs(name)
+    reg = build(name, **ref.build)
+    inputs = example_inputs(name)
     got = reg.penalty(*inputs)
     torch.manual_seed(0)
     expected = torch.as_tensor(ref.fn(*inputs), dtype=torch.float64)
@@ -73,28 +56,38 @@ class _Net(nn.Module):
 def test_one_tensor_equals_many_equals_attached(name):
     ws = _weights(1)
     torch.manual_seed(0)
-    reg = _build(name)
+    reg = build(name)
     setup = getattr(reg, "setup", None)
     if setup is not None:  # per-tensor state (anchors, power-iteration vectors) in model order
         setup([(f"ps.{i}", w) for i, w in enumerate(ws)])
     one = sum(reg(w) for w in ws)
     torch.manual_seed(0)
-    reg = _build(name)
+    reg = build(name)
     if setup is not None:
         reg.setup([(f"ps.{i}", w) for i, w in enumerate(ws)])
     many = reg(ws)
     torch.manual_seed(0)
     net = _Net(ws)
-    regs = reglab.attach(net, _build(name).on(exclude=None))
+    regs = reglab.attach(net, build(name).on(exclude=None))
     attached = regs.penalty()
     torch.testing.assert_close(one, many, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(attached, many, rtol=1e-12, atol=1e-14)
 
 
-def _names(name: str) -> re.Pattern:
-    cls = get(name)
-    variants = {name, cls.__name__, name.replace("_", "")}
-    return re.compile("|".join(re.escape(v) for v in variants), re.IGNORECASE)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", WEIGHTS)
+def test_weight_penalties_accumulate_in_float32(name, dtype):
+    """Whatever the weight dtype, the penalty is float32 and as accurate as its input allows."""
+    first, *rest = example_inputs(name)
+
+    def penalty(w):
+        torch.manual_seed(0)  # the same power-iteration start for both calls
+        return example(name).penalty(w, *rest)
+
+    exact = penalty(first).item()
+    got = penalty(first.float().to(dtype))
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(exact, rel=1e-5 if dtype == torch.float32 else 5e-2)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "int", "list"])
@@ -102,7 +95,7 @@ def _names(name: str) -> re.Pattern:
 def test_bad_input_is_named(name, bad):
     if name == "gradient_norm":
         pytest.skip("takes a loss and parameters; its own test file covers bad input")
-    inputs = list(_inputs(name))
+    inputs = list(example_inputs(name))
     x = inputs[0]
     if bad == "nan":
         x = x.clone(); x.view(-1)[0] = float("nan")
@@ -113,6 +106,6 @@ def test_bad_input_is_named(name, bad):
     else:
         x = x.tolist()
     inputs[0] = x
-    reg = _build(name, **REFERENCES[name].build) if name in REFERENCES else _build(name)
-    with pytest.raises(reglab.RegularizerInputError, match=_names(name)):
+    reg = example(name)
+    with pytest.raises(reglab.RegularizerInputError, match=names(name)):
         reg(*inputs)
