@@ -44,6 +44,7 @@ from reglab.ops.linalg import (
 from reglab.ops.batching import (
     as_tensors,
     full_precision,
+    no_autocast,
     checked_total,
     norms_sum,
     paired_tensors,
@@ -52,7 +53,7 @@ from reglab.ops.batching import (
     stack_by_shape,
     sum_terms,
 )
-from reglab.ops.batches import common_dtype, covariance_offdiag, no_autocast, prepare_batch, variance_hinge
+from reglab.ops.batches import common_dtype, covariance_offdiag, prepare_batch, variance_hinge
 from reglab.ops.groups import (
     GROUPINGS,
     check_group_map,

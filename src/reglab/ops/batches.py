@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from reglab.core.distributed import gather as _gather, is_distributed
 from reglab.core.errors import RegularizerInputError
+from reglab.ops.batching import no_autocast
 from reglab.ops.linalg import off_diagonal
 from reglab.ops.validation import check_tensor, has_data
 
@@ -68,15 +69,6 @@ def _float32_safe_magnitude(z: torch.Tensor) -> float:
     factor 1e4 to spare."""
     n, d = z.shape
     return (torch.finfo(torch.float32).max ** 0.25) / math.sqrt(n * d) * 0.1
-
-
-def no_autocast(z: torch.Tensor):
-    """A context that turns autocast off on ``z``'s device (nothing to turn off on the meta device)."""
-    if z.device.type == "meta":
-        import contextlib
-
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=z.device.type, enabled=False)
 
 
 def common_dtype(*zs: torch.Tensor) -> tuple[torch.Tensor, ...]:

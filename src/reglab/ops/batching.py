@@ -19,7 +19,7 @@ import torch
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.validation import check_tensor, describe, has_data
 
-__all__ = ["full_precision", "as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm"]
+__all__ = ["full_precision", "no_autocast", "as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm"]
 
 
 def as_tensors(
@@ -53,21 +53,38 @@ def as_tensors(
     return tensors
 
 
+def no_autocast(z: torch.Tensor):
+    """A context that turns autocast off on ``z``'s device (nothing to turn off on the meta device)."""
+    if z.device.type == "meta":
+        import contextlib
+
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=z.device.type, enabled=False)
+
+
 def full_precision(fn: Callable) -> Callable:
-    """Run ``fn`` with autocast off (CPU and CUDA): a penalty's matmuls and SVDs in the
-    inputs' own (at least float32) precision, and custom autograd Functions that see
-    the dtypes they saved. Plain ``with`` blocks, so ``torch.compile`` traces them."""
+    """Run a weight penalty ``fn(w, ...)`` with autocast off on ``w``'s device (:func:`no_autocast`):
+    its matmuls and SVDs in the weights' own (at least float32) precision, and custom autograd
+    Functions that see the dtypes they saved. A plain ``with`` block, so ``torch.compile`` traces it."""
     import functools
 
     @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        if torch.cuda.is_available():
-            with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-                return fn(*args, **kwargs)
-        with torch.autocast("cpu", enabled=False):
-            return fn(*args, **kwargs)
+    def wrapped(w, *args, **kwargs):
+        first = _first_tensor(w)
+        if first is None:  # not a tensor: fn's own validation names the problem
+            return fn(w, *args, **kwargs)
+        with no_autocast(first):
+            return fn(w, *args, **kwargs)
 
     return wrapped
+
+
+def _first_tensor(w: object) -> torch.Tensor | None:
+    if isinstance(w, torch.Tensor):
+        return w
+    if isinstance(w, (list, tuple)):
+        return next((t for t in w if isinstance(t, torch.Tensor)), None)
+    return None
 
 
 def paired_tensors(
