@@ -44,6 +44,19 @@ def elr(logits: torch.Tensor, targets: torch.Tensor, *, clamp: float = 1e-4) -> 
     return torch.log1p(-inner).mean()
 
 
+def _check_gathered(p: torch.Tensor, index: torch.Tensor) -> None:
+    """Checked on the gathered batch: every rank sees the same rows and raises the same
+    error, so no rank is left waiting in the next collective."""
+    if not bool(torch.isfinite(p).all()):
+        raise RegularizerInputError(f"ELR got NaN or inf logits (in the batch of {p.shape[0]} rows over all ranks)")
+    distinct = torch.unique(index).numel()
+    if distinct != index.numel():
+        raise RegularizerInputError(
+            f"ELR got duplicate dataset indices in one batch ({index.numel()} indices, {distinct} distinct): "
+            f"a sample's target would be updated from only one of its rows; use a sampler without replacement"
+        )
+
+
 @register
 class ELR(Regularizer):
     """Early-Learning Regularization: pull predictions towards an EMA of their own past.
@@ -146,18 +159,8 @@ class ELR(Regularizer):
         p = logits.detach().float().softmax(dim=1).clamp(1e-4, 1.0 - 1e-4)
         p = p / p.sum(dim=1, keepdim=True)
         index, p = all_gather_indexed(index, p, self.sync)
-        # Checked on the gathered batch: every rank sees the same rows and raises
-        # the same error, so no rank is left waiting in the next collective.
-        if not has_data(p):
-            pass  # meta / fake tensors (shape inference, torch.compile tracing): nothing to check
-        elif not bool(torch.isfinite(p).all()):
-            raise RegularizerInputError(f"ELR got NaN or inf logits (in the batch of {p.shape[0]} rows over all ranks)")
-        elif torch.unique(index).numel() != index.numel():
-            raise RegularizerInputError(
-                f"ELR got duplicate dataset indices in one batch ({index.numel()} indices, "
-                f"{torch.unique(index).numel()} distinct): a sample's target would be updated from only one of "
-                f"its rows; use a sampler without replacement"
-            )
+        if has_data(p):  # meta / fake tensors (shape inference, torch.compile tracing) have no values
+            _check_gathered(p, index)
         t = self.targets
         t[index] = self.beta * t[index] + (1.0 - self.beta) * p.to(t.dtype)
 
@@ -165,9 +168,7 @@ class ELR(Regularizer):
         # Under DDP a rank may hold 0 rows (the last batch); its values are checked
         # after the all-gather, with everyone's.
         gathered = self.training and self.sync and is_distributed()
-        check_tensor("ELR", logits, arg="logits", ndim=2, finite=not gathered, nonempty=not gathered)
-        if logits.shape[1] < 2:
-            raise RegularizerInputError(f"ELR needs at least 2 classes in logits, got shape {tuple(logits.shape)}")
+        check_logits("ELR", logits, finite=not gathered, nonempty=not gathered)
         check_num_classes("ELR", logits, self.num_classes)
         index = check_index("ELR", index, self.num_samples, logits.shape[0])
         if self.training:

@@ -145,9 +145,12 @@ def check_same_shape(who: str, a: object, b: object, what: str = "two views") ->
 
 
 # ------------------------------------------------------------------ outputs
-def check_logits(who: str, logits: object, *, arg: str = "logits") -> torch.Tensor:
-    """(batch, classes) float logits with at least two classes, all finite."""
-    check_tensor(who, logits, arg=arg, ndim=2)
+def check_logits(
+    who: str, logits: object, *, arg: str = "logits", finite: bool = True, nonempty: bool = True
+) -> torch.Tensor:
+    """(batch, classes) float logits with at least two classes, all finite (``finite``), at
+    least one row (``nonempty``: a DDP rank may hold none and check the gathered batch instead)."""
+    check_tensor(who, logits, arg=arg, ndim=2, finite=finite, nonempty=nonempty)
     assert isinstance(logits, torch.Tensor)
     if logits.shape[1] < 2:
         raise RegularizerInputError(
