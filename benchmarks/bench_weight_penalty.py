@@ -1,23 +1,30 @@
-"""Cost of the fused weight penalties next to a training step (CPU, 2 threads).
+"""Cost of weight penalties next to a training step: ResNet-18, batch 32, CPU, 1 thread.
 
-    python benchmarks/bench_weight_penalty.py [--repeats 5] [--out result.json]
+    python benchmarks/bench_weight_penalty.py [--quick] [--repeats 20] [--threads 1]
 
-(a) one forward+backward of a CIFAR ResNet-18 at batch 32;
-(b) ``regs.penalty()`` forward+backward for L2(5e-4) + GroupLasso(1e-4) on
-    the convs + SoftOrthogonality(1e-4), all through the fused functions (one call on the list of tensors);
-(c) the same value by a naive loop: one plain-autograd expression per
-    parameter (½‖w‖², Σ√p‖row‖, ‖G − I‖²_F), what a user would write by hand.
-Reports the median over repeats after one warm-up and checks (b) == (c).
+The step (denominator): ``zero_grad`` + forward + cross-entropy backward + ``SGD.step()``
+of a CIFAR ResNet-18 (``models.py``) at batch 32. Each other row is the work one
+configuration adds to that step, timed on its own (process CPU time, interleaved with
+the step, median and IQR over the repeats; ``_harness.py``):
+
+* ``SGD(weight_decay=5e-4)``, the reference: ``step()`` of an SGD with weight decay
+  minus ``step()`` of one without (the cost of the built-in decay);
+* ``L2 + GroupLasso``, ``mode="penalty"``: ``regs.penalty().backward()`` + ``regs.step()``;
+* ``L2 + GroupLasso``, ``mode="grad"``: ``regs.add_grads()`` + ``regs.step()`` (λ∇R added
+  to ``p.grad`` in place, no autograd graph);
+* ``+ SoftOrthogonality`` (penalty mode, every step);
+* ``+ SoftOrthogonality(every=16)`` (L2 + GroupLasso and SO in grad mode, SO applied on
+  every 16th step with weight 16·λ): one sample is 16 consecutive steps, divided by 16.
+
+L2(5e-4) on every weight, GroupLasso(1e-4) on the convolutions, SoftOrthogonality(1e-4)
+on every weight. Rows that need ``regs.add_grads`` (mode="grad") are skipped, with a
+note, where the installed reglab does not have it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,111 +33,131 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reglab  # noqa: E402
+from _harness import (  # noqa: E402
+    add_common_args, fmt_ms, markdown_table, measure, ratio, resolve_repeats, write_results,
+)
 from models import ResNet18  # noqa: E402
 
-
-def naive_l2(w: torch.Tensor) -> torch.Tensor:
-    return 0.5 * w.pow(2).sum()
+NAME = "weight_penalty"
 
 
-def naive_group_lasso(w: torch.Tensor) -> torch.Tensor:
-    rows = w.reshape(w.shape[0], -1)
-    return rows.shape[1] ** 0.5 * rows.norm(dim=1).sum()
+def _regs(model: nn.Module, mode: str, orthogonality: bool, every: int = 1):
+    bindings = [reglab.L2(5e-4).on(mode=mode), reglab.GroupLasso(1e-4).on(modules=nn.Conv2d, mode=mode)]
+    if orthogonality:
+        bindings.append(reglab.SoftOrthogonality(1e-4).on(mode=mode, every=every))
+    return reglab.attach(model, bindings)
 
 
-def naive_soft_orthogonality(w: torch.Tensor) -> torch.Tensor:
-    m = w.reshape(w.shape[0], -1)
-    m = m.T if m.shape[0] > m.shape[1] else m
-    g = m @ m.T
-    return (g - torch.eye(g.shape[0])).pow(2).sum()
+def run(args: argparse.Namespace) -> dict:
+    repeats = resolve_repeats(args)
+    torch.manual_seed(0)
+    widths = (8, 16, 32, 64) if args.quick else (64, 128, 256, 512)
+    model = ResNet18(widths=widths)
+    batch = 8 if args.quick else 32
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    opt_wd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    has_grad_mode = hasattr(reglab.core.attach.RegularizerSet, "add_grads")
 
+    def step():
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
 
-def timed(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median ms per function; the functions are interleaved in every repeat so
-    that load from other processes on a shared CPU hits all of them alike."""
-    outs = {k: fn() for k, fn in fns.items()}  # warm-up
-    times: dict = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            outs[k] = fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}, outs
+    step()  # every parameter has a .grad from here on
+    with torch.no_grad():  # keep the weights where they were (the SGD steps above and below move them)
+        snapshot = [p.detach().clone() for p in model.parameters()]
+
+    def sgd_step():
+        opt.step()
+
+    def sgd_wd_step():
+        opt_wd.step()
+
+    def penalty_case(regs):
+        def run_case():
+            regs.penalty().backward()
+            regs.step()
+
+        return run_case
+
+    def grad_case(regs, steps: int = 1):
+        def run_case():
+            for _ in range(steps):
+                regs.add_grads()
+                regs.step()
+
+        return run_case
+
+    cases = {"step": step, "sgd_step": sgd_step, "sgd_wd_step": sgd_wd_step}
+    labels = {
+        "l2_gl_penalty": "L2 + GroupLasso, mode=\"penalty\"",
+        "l2_gl_grad": "L2 + GroupLasso, mode=\"grad\"",
+        "l2_gl_so_penalty": "L2 + GroupLasso + SoftOrthogonality, mode=\"penalty\"",
+        "l2_gl_so16_grad": "L2 + GroupLasso + SoftOrthogonality(every=16), mode=\"grad\"",
+    }
+    cases["l2_gl_penalty"] = penalty_case(_regs(model, "penalty", False))
+    cases["l2_gl_so_penalty"] = penalty_case(_regs(model, "penalty", True))
+    skipped = []
+    if has_grad_mode:
+        cases["l2_gl_grad"] = grad_case(_regs(model, "grad", False))
+        cases["l2_gl_so16_grad"] = grad_case(_regs(model, "grad", True, every=16), steps=16)
+    else:
+        skipped = ["l2_gl_grad", "l2_gl_so16_grad"]
+        print("# skipped: API not available (regs.add_grads is missing): mode=\"grad\" rows not measured")
+
+    stats = measure(cases, repeats=repeats, warmup=args.warmup, threads=args.threads)
+    if "l2_gl_so16_grad" in stats:  # per step: the sample covered 16 steps
+        s = stats["l2_gl_so16_grad"]
+        stats["l2_gl_so16_grad"] = type(s).from_samples([v / 16 for v in s.samples], number=16)
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), snapshot):
+            p.copy_(v)
+
+    step_s = stats["step"]
+    wd_ms = stats["sgd_wd_step"].median_ms - stats["sgd_step"].median_ms
+    rows = [["training step (fwd + bwd + SGD.step), the denominator", fmt_ms(step_s), "100"]]
+    rows.append([
+        "SGD(weight_decay=5e-4) (reference: step with decay − step without)", f"{wd_ms:.2f}",
+        f"{100 * wd_ms / step_s.median_ms:.2f}",
+    ])
+    pct = {}
+    for key, label in labels.items():
+        if key in skipped:
+            rows.append([label, "skipped: API not available", "—"])
+            continue
+        r = ratio(stats[key], step_s)
+        pct[key] = {"percent": 100 * r.value, "lo": 100 * r.lo, "hi": 100 * r.hi}
+        rows.append([label, fmt_ms(stats[key]), f"{100 * r.value:.2f} [{100 * r.lo:.2f}, {100 * r.hi:.2f}]"])
+    table = markdown_table(["what (per training step)", "ms, median (q25–q75)", "% of the step [90% CI]"], rows)
+    model_desc = f"CIFAR ResNet-18 (widths {widths}), batch {batch}"
+    md = (
+        f"### Weight penalties next to a training step\n\n"
+        f"`python benchmarks/bench_weight_penalty.py`: {model_desc}, CPU, {args.threads} thread(s); "
+        f"process CPU time, median (q25–q75) over {repeats} interleaved repeats. L2(5e-4) on every weight, "
+        f"GroupLasso(1e-4) on the convolutions, SoftOrthogonality(1e-4) on every weight; "
+        f"targets: L2 + GroupLasso in mode=\"grad\" ≤ 1%, + SoftOrthogonality(every=16) ≤ 3%.\n\n{table}\n"
+    )
+    payload = {
+        "description": "weight penalties next to a training step; times in seconds per call",
+        "model": model_desc,
+        "params": sum(p.numel() for p in model.parameters()),
+        "repeats": repeats,
+        "warmup": args.warmup,
+        "stats": stats,
+        "weight_decay_ms": wd_ms,
+        "percent_of_step": pct,
+        "skipped": skipped,
+    }
+    write_results(NAME, payload, md, args.results_dir, args.threads)
+    print(md)
+    return payload
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = ResNet18()
-    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
-    regs = reglab.attach(
-        model,
-        [reglab.L2(5e-4), reglab.GroupLasso(1e-4).on(modules=nn.Conv2d), reglab.SoftOrthogonality(1e-4)],
-    )
-    bindings = [(b.regularizer, [p for _, p in regs.parameters_of(n)]) for n, b in zip(regs._names, regs.bindings)]
-    naive_fn = {"l2": naive_l2, "group_lasso": naive_group_lasso, "soft_orthogonality": naive_soft_orthogonality}
-
-    def step():
-        model.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        return None
-
-    def fused():
-        model.zero_grad(set_to_none=True)
-        value = regs.penalty()
-        value.backward()
-        return value.detach()
-
-    def naive():
-        model.zero_grad(set_to_none=True)
-        total = torch.zeros(())
-        for reg, params in bindings:
-            fn = naive_fn[reg.name]
-            for p in params:
-                total = total + reg.current_weight * fn(p)
-        total.backward()
-        return total.detach()
-
-    ms, outs = timed({"step": step, "fused": fused, "naive": naive}, args.repeats)
-    step_ms, fused_ms, naive_ms = ms["step"], ms["fused"], ms["naive"]
-    fused_value, naive_value = outs["fused"], outs["naive"]
-    rel = abs(float(fused_value) - float(naive_value)) / abs(float(naive_value))
-    result = {
-        "model": "ResNet-18 (CIFAR, BasicBlock [2,2,2,2], 64-512)",
-        "params": sum(p.numel() for p in model.parameters()),
-        "batch": 32,
-        "threads": args.threads,
-        "repeats": args.repeats,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "step_ms": step_ms,
-        "fused_ms": fused_ms,
-        "naive_ms": naive_ms,
-        "fused_pct_of_step": 100 * fused_ms / step_ms,
-        "naive_pct_of_step": 100 * naive_ms / step_ms,
-        "fused_value": float(fused_value),
-        "naive_value": float(naive_value),
-        "relative_difference": rel,
-        "values_match": rel <= 1e-5,
-    }
-    print(f"ResNet-18, batch 32, {args.threads} threads, median of {args.repeats} interleaved repeats after warm-up\n")
-    print("| what | ms | % of step |")
-    print("|---|---:|---:|")
-    print(f"| (a) forward+backward | {step_ms:.1f} | 100.0 |")
-    print(f"| (b) fused regs.penalty() fwd+bwd | {fused_ms:.1f} | {result['fused_pct_of_step']:.1f} |")
-    print(f"| (c) naive per-parameter loop fwd+bwd | {naive_ms:.1f} | {result['naive_pct_of_step']:.1f} |")
-    print(f"\nvalues: fused {float(fused_value):.6f}, naive {float(naive_value):.6f}, rel. diff {rel:.1e}")
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2))
-    if not result["values_match"]:
-        raise SystemExit(f"fused and naive penalties differ: relative difference {rel:.2e} > 1e-5")
-    return result
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, repeats=20, warmup=2, threads=1)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

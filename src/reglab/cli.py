@@ -1,5 +1,5 @@
-"""``reglab`` command line: ``list`` and ``info`` (the registry) here; ``bench`` (the lab)
-and ``sts`` (embedding evaluation) are mounted from their packages."""
+"""``reglab`` command line: ``list`` and ``info`` (the registry) here; ``bench`` (the lab),
+``sts`` (embedding evaluation) and ``retrieval`` (index compression) are mounted from their packages."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         cls = get(name)
         claims = tuple(getattr(cls, "claims", ()))
         claim = f"{len(claims)}: {claims[0].statement[:60]}" if claims else "–"
-        last = "; ".join(verdicts[(name, i)] for i in range(len(claims)) if (name, i) in verdicts) or "–"
+        last = "; ".join(
+            verdicts[(name, i)] if (name, i) in verdicts else "not testable here"
+            for i, c in enumerate(claims) if (name, i) in verdicts or not c.testable
+        ) or "–"
         cite = cls.paper.short_cite() if getattr(cls, "paper", None) is not None else "classic"
         rows.append((name, cls.kind, cite, claim, last))
     header = ("name", "kind", "paper", "claims", "last verdict")
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl or folder (default ./reglab-bench)")
     inf.set_defaults(func=cmd_info)
     sts_cli.register(sub)
+    sts_cli.register_retrieval(sub)
     return parser
 
 

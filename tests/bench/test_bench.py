@@ -28,6 +28,7 @@ from reglab.bench.suite import (  # noqa: E402
     equal_cpu_time_values,
     evaluate,
     holds_everywhere,
+    specs_for,
 )
 from reglab.bench.verdict import INCONCLUSIVE, NO_EFFECT, NOT_REPRODUCED, REPRODUCED  # noqa: E402
 from reglab.cli import main  # noqa: E402
@@ -270,6 +271,39 @@ def test_evaluate_drops_unpaired_seeds_and_baseline_metric_override():
     assert r.verdict == REPRODUCED and o.comparisons[0].cpu_overhead[0] == pytest.approx(2.0)
 
 
+def test_claim_paired_over_units_runs_once_and_pairs_unit_by_unit():
+    claim = Claim("whitening helps", "sts", "spearman", "higher", min_effect=0.01, min_effect_reason="one point",
+                  datasets=("sts",), paired_over="units", task_args={"encoder": "static"})  # fmt: skip
+    ref = ClaimRef("whitening", claim, "")
+    specs = specs_for([ref], range(200, 212), False)
+    assert len(specs) == 2 and {s.seed for s in specs} == {0}  # one deterministic run per arm
+    arm, base = ref.runs("sts", 200, False)
+    files = [f"f{i}.tsv" for i in range(10)]
+    records = {
+        arm.key: {"metrics": {}, "units": {"spearman": {f: 0.60 + 0.011 * i for i, f in enumerate(files)}}},
+        base.key: {"metrics": {}, "units": {"spearman": {f: 0.50 + 0.01 * i for i, f in enumerate(files[:8])}}},
+    }
+    (o,) = evaluate([ref], records, list(range(200, 212)), False)
+    r = o.comparisons[0].result
+    assert r.n == 8  # only the files both runs scored
+    assert r.effect == pytest.approx(np.mean([0.10 + 0.001 * i for i in range(8)]))
+    assert r.verdict == REPRODUCED and o.comparisons[0].seeds == tuple(range(8))
+
+
+def test_quick_runs_one_claim_per_task_on_its_first_dataset():
+    from reglab.bench.suite import smoke_selection
+
+    refs = collect_claims()
+    smoke = smoke_selection(refs)
+    assert sorted(r.claim.task for r in smoke) == sorted({r.claim.task for r in refs})
+    assert all(len(r.claim.datasets) == 1 for r in smoke)
+    first = {}
+    for r in refs:
+        first.setdefault(r.claim.task, r)
+    assert all(first[r.claim.task].id == r.id and first[r.claim.task].claim.datasets[0] == r.claim.datasets[0]
+               for r in smoke)  # fmt: skip
+
+
 def test_claim_without_smallest_effect_is_inconclusive_and_flagged():
     ref = ClaimRef("elr", _claim(min_effect=None, datasets=("digits",)), "")
     records = _store_for(ref, range(8), lambda ds, s: 0.9, [lambda ds, s: 0.5, lambda ds, s: 0.5])
@@ -373,8 +407,8 @@ def test_selection_uses_validation_and_temperature_fit_recovers_t():
 def test_bench_unknown_name_suggests_close_names(tmp_path, capsys):
     assert main(["bench", "--quick", "--only", "elrr", "--out", str(tmp_path)]) == 2
     assert "did you mean 'elr'" in capsys.readouterr().err
-    assert main(["bench", "--quick", "--only", "center", "--out", str(tmp_path)]) == 2
-    assert "no lab claims" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--only", "normalize", "--out", str(tmp_path)]) == 2
+    assert "only claims the lab cannot test at its scale" in capsys.readouterr().err
     assert main(["bench", "--quick", "--only", "elr", "--seeds", "3:1", "--out", str(tmp_path)]) == 2
     assert "START < STOP" in capsys.readouterr().err
 
@@ -415,7 +449,11 @@ def test_bench_quick_end_to_end_on_own_tasks_rerun_skips_and_forces(tmp_path, ca
     assert "2 seed(s) (200..201)" in md and "sign-flip" in md and "Holm" in md
     assert "| l2#1 | l2 |" in md and "| l1#1 | l1(weight=1.0) |" in md
     n_registered = len(reglab.list_regularizers())
-    assert f"Claims for 8 of {n_registered} registered" in md and "No claim yet:" in md  # 6 real + l1, l2 here
+    from reglab.bench.suite import coverage
+
+    with_claims, _ = coverage()  # l1 and l2 carry the fixture's claims here
+    assert f"Claims for {len(with_claims)} of {n_registered} registered" in md and "No claim yet:" in md
+    assert "l1" in with_claims and "l2" in with_claims
     assert "clean_classification on mnist1d" in md and "Adam" in md  # the task's setup is named
     assert "holds on all" in md and "band is the interquartile range" in md
     assert (out / "plots" / "structured-sparsity-digits__accuracy-vs-sparsity.png").stat().st_size > 1000

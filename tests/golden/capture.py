@@ -22,17 +22,23 @@ import reglab
 import reglab.functional as RF
 
 
-def capture() -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
-    """(values by key, public names) for the reglab that is imported."""
+def capture(registered: set[str] | None = None) -> tuple[dict[str, list[np.ndarray]], dict[str, list[str]]]:
+    """(values by key, public names) for the reglab that is imported; ``registered`` limits the registry
+    entries evaluated (the frozen file's: names added since are covered by their own reference tests)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        return _capture()
+        return _capture(registered)
     finally:
         torch.set_default_dtype(previous)
 
 
-def _capture():
+#: defaults corrected since d725890 (issue 15: the official recipes); the frozen values used the old
+#: ones, and the formula, not the default, is what this file freezes
+OLD_DEFAULTS = {"dispersive": {"weight": 1.0}, "gradient_norm": {"weight": 0.1, "r": 0.01}}
+
+
+def _capture(registered=None):
     out = {}
 
     def rec(key, *vals):
@@ -76,6 +82,8 @@ def _capture():
             return self.out(torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1))))
 
     for name in reglab.list_regularizers():
+        if registered is not None and name not in registered:
+            continue
         cls = reglab.registry.get(name) if hasattr(reglab, "registry") else None
         cls = reglab.info(name).cls
         kind, form = cls.kind, cls.form
@@ -106,7 +114,7 @@ def _capture():
                 v = regs.penalty(); v.backward()
                 rec(name + "/attached", v, [p.grad for p in net.parameters() if p.grad is not None])
             elif kind == "representation":
-                reg = reglab.create(name)
+                reg = reglab.create(name, **OLD_DEFAULTS.get(name, {}))
                 z1, z2 = Z1.clone().requires_grad_(), Z2.clone().requires_grad_()
                 args = (z1, z2) if cls.num_inputs == 2 else (z1,)
                 v = reg(*args); v.backward()
@@ -159,9 +167,9 @@ def _capture():
                 net = Net()
                 x = gen(10, 8, 3, 4, 4); y = torch.randint(0, 5, (8,), generator=torch.Generator().manual_seed(1))
                 loss = nn.functional.cross_entropy(net(x), y)
-                reg = reglab.create(name)
+                reg = reglab.create(name, **OLD_DEFAULTS[name])
                 v = reg.penalty(loss, net)
-                reg2 = reglab.create(name, method="finite_difference")
+                reg2 = reglab.create(name, method="finite_difference", **OLD_DEFAULTS[name])
                 net.zero_grad()
                 reg2.backward(lambda: nn.functional.cross_entropy(net(x), y), net)
                 rec(name, v, [p.grad for p in net.parameters()])

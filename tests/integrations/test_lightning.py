@@ -83,3 +83,27 @@ def test_gradient_accumulation_scales_the_penalty_like_the_loss():
     _trainer([], accumulate_grad_batches=2).fit(b, _data())
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def _grad_mode_run(mode, **kw):
+    model = Tiny()
+    regs = [
+        reglab.L2(1e-1).on(mode=mode),
+        reglab.create("soft_orthogonality", weight=1e-2).on(params="net.0.weight", mode=mode, every=2),
+    ]
+    cb = RegularizationCallback(regs)
+    _trainer([cb], **kw).fit(model, _data())
+    return model, cb
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_grad_mode_equals_penalty_mode(accumulate):
+    a, cb_a = _grad_mode_run("penalty", accumulate_grad_batches=accumulate)
+    b, cb_b = _grad_mode_run("grad", accumulate_grad_batches=accumulate)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+    steps = 4 // accumulate
+    assert cb_b.regs.regularizers[0].step_count == steps  # one regs.step() per optimizer step
+    plain = Tiny()
+    _trainer([], accumulate_grad_batches=accumulate).fit(plain, _data())
+    assert not torch.allclose(plain.net[0].weight, b.net[0].weight)  # the gradients were added

@@ -60,3 +60,26 @@ def test_regularized_trainer_adds_the_penalty_runs_prox_and_logs(tmp_path):
     plain = Tiny()
     RegularizedTrainer(model=plain, args=_args(tmp_path), train_dataset=Data(), regularizers=[reglab.L2(1e-6)]).train()
     assert strong.out.weight.norm() < plain.out.weight.norm()
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_grad_mode_equals_penalty_mode(tmp_path, accumulate):
+    def run(mode):
+        model = Tiny()
+        regs = [
+            reglab.L2(1e-1).on(mode=mode),
+            reglab.create("soft_orthogonality", weight=1e-2).on(params="dense.weight", mode=mode, every=2),
+        ]
+        args = _args(tmp_path)
+        args.gradient_accumulation_steps = accumulate
+        args.max_grad_norm = 0.5  # clipping active: grad mode must add before it, as the penalty's gradient is
+        trainer = RegularizedTrainer(model=model, args=args, train_dataset=Data(), regularizers=regs)
+        trainer.train()
+        return model, trainer
+
+    a, _ = run("penalty")
+    b, tb = run("grad")
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+    assert tb.regs.regularizers[0].step_count == 8
+    assert any("reg/l2" in h for h in tb.state.log_history)

@@ -15,7 +15,8 @@ from reglab.core.registry import get
 from ._reference import Reference, collect_references, default_inputs
 
 PENALTIES = [n for n in reglab.list_regularizers() if get(n).form == "penalty"]
-WEIGHTS = reglab.list_regularizers("weight")
+#: weight penalties (a weight reparametrization such as sigma_reparam has no penalty to compare)
+WEIGHTS = [n for n in reglab.list_regularizers("weight") if issubclass(get(n), reglab.WeightRegularizer)]
 
 
 @functools.cache

@@ -48,3 +48,11 @@ def test_bad_hyperparameters():
 @given(seed=SEEDS)
 def test_rotation_invariance(seed):
     assert_rotation_invariant(RF.dispersive, seed)
+
+
+def test_default_weight_is_the_papers_lambda():
+    """λ = 0.5 (raywang4/DispLoss README, the JAX runs behind the paper)."""
+    reg = reglab.create("dispersive")
+    assert reg.weight == 0.5
+    z = torch.randn(6, 4, dtype=torch.float64)
+    assert float(reg(z)) == pytest.approx(0.5 * ref_dispersive(z.tolist()), rel=1e-10)

@@ -115,3 +115,28 @@ def test_gradient_norm_rejects_a_non_tensor_loss_and_inf():
         gn.penalty(1.0, [w])
     with pytest.raises(RegularizerInputError, match="GradientNorm.*inf"):
         gn.penalty(((w.abs() + 1) * float("inf")).sum(), [w])
+
+
+def test_defaults_are_the_official_recipe():
+    """zhaoyang-0204/gnp recipes/resnet-cifar.sh: GNP_R=0.1, GNP_ALPHA=0.8, so λ = α·r = 0.08."""
+    gn = reglab.GradientNorm()
+    assert gn.r == 0.1 and gn.weight == pytest.approx(0.08)
+    assert gn.weight / gn.r == pytest.approx(0.8)
+    assert reglab.create("gradient_norm").get_config()["weight"] == pytest.approx(0.08)
+
+
+def test_finite_difference_is_the_papers_interpolation():
+    """Eq. 10: the update is (1 − α)·∇L(θ) + α·∇L(θ + r·g/‖g‖) with α = λ/r, computed here by hand."""
+    torch.manual_seed(2)
+    X, t = torch.randn(12, 3, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def loss_at(v):
+        return torch.tanh(X @ v - t).pow(2).mean()
+
+    (g,) = torch.autograd.grad(loss_at(w), w)
+    shifted = (w.detach() + 0.1 * g / g.norm()).requires_grad_()
+    (g2,) = torch.autograd.grad(loss_at(shifted), shifted)
+    want = (1 - 0.8) * g + 0.8 * g2
+    reglab.GradientNorm(method="finite_difference").backward(lambda: loss_at(w), [w])
+    torch.testing.assert_close(w.grad, want, rtol=1e-9, atol=1e-12)

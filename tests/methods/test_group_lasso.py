@@ -157,3 +157,52 @@ def test_prox_rejects_a_map_of_group_ids():
     w = rand((3, 4))
     with pytest.raises(RegularizerInputError, match="GroupLasso: mode='prox' supports"):
         group_prox_("GroupLasso", w, torch.zeros(3, 4, dtype=torch.long), 0.1)
+
+
+# ------------------------------------------- scale="none" (Wen et al. 2016) and 1-D tensors
+def ref_group_lasso_unscaled(w, groups="out"):
+    """Σ_g ‖w_g‖₂ (Wen et al. 2016): the group norms, no √p_g, by a loop."""
+    if groups == "out":
+        members = [w[i].flatten().tolist() for i in range(w.shape[0])]
+    else:
+        members = [w[:, j].flatten().tolist() for j in range(w.shape[1])]
+    return sum(math.sqrt(sum(x * x for x in m)) for m in members)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("groups", ["out", "in"])
+def test_scale_none_matches_loop(shape, groups):
+    w = rand(shape)
+    assert RF.group_lasso(w, groups, scale="none").item() == pytest.approx(ref_group_lasso_unscaled(w, groups))
+    reg = reglab.GroupLasso(groups=groups, scale="none")
+    assert reg.penalty(w).item() == pytest.approx(ref_group_lasso_unscaled(w, groups))
+    ts = [rand(shape), rand(shape)]
+    glob = reglab.create("group_lasso", scale="none").penalty_global(ts)
+    assert glob.item() == pytest.approx(sum(t.norm().item() for t in ts))
+
+
+def test_scale_none_on_a_map_of_ids():
+    w, ids = rand((3, 4)), torch.tensor([[0, 0, 1, 1], [0, 2, 2, 1], [5, 5, 5, 5]])
+    expected = sum(w[ids == g].norm().item() for g in (0, 1, 2, 5))
+    assert RF.group_lasso(w, ids, scale="none").item() == pytest.approx(expected)
+
+
+def test_each_element_of_a_1d_tensor_is_its_own_group():
+    w = rand((7,))
+    assert RF.group_lasso(w).item() == pytest.approx(w.abs().sum().item())
+
+
+@pytest.mark.parametrize("shape", PROX_SHAPES, ids=PROX_IDS)
+@pytest.mark.parametrize("groups", ["out", "in"])
+def test_prox_respects_scale_none(shape, groups):
+    w, t = torch.randn(shape, dtype=torch.float64), 0.3
+    u = prox(reglab.GroupLasso(groups=groups, scale="none"), w, t)
+    for wg, ug in zip(groups_of(w, groups), groups_of(u, groups)):
+        torch.testing.assert_close(ug, wg * max(0.0, 1 - t / wg.norm().item()))
+
+
+def test_bad_scale_is_named():
+    with pytest.raises(RegularizerInputError, match=r"GroupLasso expects scale to be one of \['sqrt', 'none'\]"):
+        reglab.GroupLasso(scale="l2")
+    with pytest.raises(RegularizerInputError, match="group_lasso"):
+        RF.group_lasso(rand((3, 2)), scale=2)

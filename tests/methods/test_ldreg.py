@@ -71,3 +71,9 @@ def test_ldreg_gradient_treats_reference_as_constant():
 @given(seed=SEEDS)
 def test_rotation_invariance(seed):
     assert_rotation_invariant(RF.ldreg, seed)
+
+
+def test_paper_authors():
+    paper = reglab.LDReg.paper
+    assert paper.authors == "Huang, Campello, Erfani, Ma, Houle, Bailey"
+    assert paper.short_cite() == "Huang et al. 2024"

@@ -151,3 +151,77 @@ def test_mhe_features_gradcheck_and_bad_s():
         RF.mhe_features(z, s=-1)
     with pytest.raises(RegularizerInputError, match="MHEFeatures expects s to be a non-negative number"):
         reglab.MHEFeatures(s=-1)
+
+
+# ---------------------------------------- official-code variants (wy1iu/MHE, code/architecture.py)
+def ref_mhe_official(w, power, half_space=False):
+    """``_add_thomson_constraint`` by loops: cos with the 1e-4 norm ε; '0': −log(2 − 2cos), '1'/'2':
+    (2 − 2cos)^(−1/2), (2 − 2cos)^(−1); 'a0'/'a1'/'a2': θ = acos(cos)/π + 1e-4, −log θ, θ^(−1), θ^(−2);
+    mean over pairs i<j (their multipliers left out)."""
+    m = rows_np(w)
+    units = [row / math.sqrt((row**2).sum() + 1e-4) for row in m]
+    if half_space:
+        units = units + [-u for u in units]
+    terms = []
+    for i in range(len(units)):
+        for j in range(i + 1, len(units)):
+            c = float(units[i] @ units[j])
+            if power.startswith("a"):
+                theta = math.acos(c) / math.pi + 1e-4
+                terms.append(-math.log(theta) if power == "a0" else theta ** (-int(power[1])))
+            else:
+                r2 = 2 - 2 * c
+                terms.append(-math.log(r2) if power == "0" else r2 ** (-int(power) / 2))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("power,half", [("a0", False), ("a1", False), ("a2", False), ("a1", True), ("0", False)])
+def test_official_variants_match_their_formula(shape, power, half):
+    w = rand(shape)
+    if power.startswith("a"):
+        got = RF.mhe(w, float(power[1]), half, distance="angular")
+    else:
+        got = RF.mhe(w, 0.0, half, s0_form="official")
+    assert got.item() == pytest.approx(ref_mhe_official(w, power, half), rel=1e-9)
+
+
+def test_official_s0_is_twice_the_papers():
+    w = rand((6, 5))
+    assert RF.mhe(w, 0, s0_form="official").item() == pytest.approx(2 * ref_mhe(w, 0), rel=1e-10)
+    assert RF.mhe(w, 1, s0_form="official").item() == pytest.approx(ref_mhe(w, 1), rel=1e-10)  # s > 0 unaffected
+
+
+def test_last_layer_weight_scales_the_last_tensor():
+    ws = [rand((4, 3)), rand((5, 2, 2)), rand((3, 4))]
+    want = ref_mhe(ws[0]) + ref_mhe(ws[1]) + 10 * ref_mhe(ws[2])
+    assert RF.mhe(ws, last_layer_weight=10.0).item() == pytest.approx(want, rel=1e-9)
+    reg = reglab.MHE(last_layer_weight=10.0, distance="angular", s=1)
+    assert reglab.from_config(reg.get_config()).penalty(ws).item() == pytest.approx(reg.penalty(ws).item())
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 5))
+    regs = reglab.attach(net, reglab.MHE(last_layer_weight=10.0))
+    want = ref_mhe(net[0].weight.detach().double()) + 10 * ref_mhe(net[2].weight.detach().double())
+    assert regs.penalty().item() == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("s", [0, 1, 2])
+def test_angular_gradcheck_and_coincident_filters(s):
+    w = rand((4, 3), away_from_zero=True).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: RF.mhe(t, s, distance="angular"), (w,))
+    dup = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-3.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    value = RF.mhe(dup, s, distance="angular")
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(dup.grad).all()
+
+
+def test_variant_options_are_checked_and_reach_features():
+    with pytest.raises(RegularizerInputError, match="MHE expects distance to be one of"):
+        reglab.MHE(distance="geodesic")
+    with pytest.raises(RegularizerInputError, match="mhe expects s0_form to be one of"):
+        RF.mhe(rand((3, 2)), s0_form="tf")
+    with pytest.raises(RegularizerInputError, match="MHE expects last_layer_weight"):
+        reglab.MHE(last_layer_weight=-1.0)
+    z = torch.randn(7, 4, dtype=torch.float64)
+    assert float(RF.mhe_features(z, s=2, distance="angular")) == pytest.approx(
+        float(RF.mhe(z, 2, distance="angular")), rel=1e-12
+    )

@@ -157,3 +157,31 @@ def test_soft_orthogonality_permutation_and_rotation_invariant(rows, cols, seed)
     perm = torch.randperm(rows, generator=g)
     torch.testing.assert_close(RF.soft_orthogonality(w[perm]), value)
     torch.testing.assert_close(RF.soft_orthogonality(_orthogonal(rows, seed) @ w), value)
+
+
+# ---------------------------------------- the official SRIP coefficient decay (issue 15)
+def test_srip_decay_is_the_official_schedule():
+    """VITA-Group/Orthogonality-in-CNNs, Wide-Resnet/train_n.py: adjust_ortho_decay_rate(epoch + 1),
+    0.01 for epochs 1-20, ×1e-3 to 50, ×1e-4 to 70, ×1e-6 to 120, then 0 (1-based epochs)."""
+    spe = 7
+    sched = reglab.schedules.srip_decay(spe)
+
+    def official(epoch):  # 1-based, as the official code calls it
+        o_d = 1e-2
+        if epoch > 120:
+            return 0.0
+        if epoch > 70:
+            return 1e-6 * o_d
+        if epoch > 50:
+            return 1e-4 * o_d
+        if epoch > 20:
+            return 1e-3 * o_d
+        return o_d
+
+    for step in range(0, 130 * spe, 3):
+        assert sched(step) == pytest.approx(official(step // spe + 1), rel=1e-12, abs=0)
+    reg = reglab.SRIP(sched)
+    again = reglab.from_config(reg.get_config())
+    assert again.weight == sched and again.weight(21 * spe) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        reglab.schedules.srip_decay(0)

@@ -49,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "paired over seeds against its baseline, and write results.jsonl, report.md, report.html "
         "and plots to --out. A rerun skips the runs already in results.jsonl.",
     )
-    b.add_argument("--quick", action="store_true", help="smoke version: tiny runs, 2 seeds (< 90 s)")
+    b.add_argument(
+        "--quick", action="store_true",
+        help="smoke version: tiny runs, 2 seeds, the first claim of each task on its first dataset "
+        "(every claim of the --only names) (< 90 s)",
+    )
     b.add_argument("--only", metavar="NAME[,NAME]", help="only the claims of these registered names")
     b.add_argument(
         "--seeds", metavar="N|START:STOP",
@@ -223,7 +227,7 @@ class _Progress:
 def cmd_bench(args: argparse.Namespace) -> int:
     from reglab.bench.report import write_report
     from reglab.bench.runner import RESULTS_FILE, default_jobs, run_all
-    from reglab.bench.suite import check_claims, collect_claims, evaluate, specs_for
+    from reglab.bench.suite import check_claims, collect_claims, evaluate, smoke_selection, specs_for
     from reglab.core.errors import UnknownRegularizerError
 
     try:
@@ -240,6 +244,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _err(str(e))
     if not refs:
         return _err("no registered regularizer declares a lab claim")
+    if args.quick and only is None:
+        refs = smoke_selection(refs)
     problems = check_claims(refs)
     if problems:
         return _err("claims that cannot be tested as declared:\n  " + "\n  ".join(problems))

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reglab.bench.runner import arm_label, versions
-from reglab.bench.suite import ClaimOutcome, Comparison, coverage, holds_everywhere
+from reglab.bench.suite import ClaimOutcome, Comparison, coverage, holds_everywhere, untestable_claims
 from reglab.bench.verdict import ALPHA, REPRODUCED, RULE, TEST_NAME
 
 __all__ = ["write_report", "summary_rows", "detail_rows", "SUMMARY_COLUMNS", "DETAIL_COLUMNS"]
@@ -211,7 +211,8 @@ def write_report(
     quick: bool,
     wall_seconds: float | None = None,
 ) -> tuple[str, str]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+    """Write ``report.md``, ``report.html`` and ``verdicts.json`` into ``out_dir``; return the first two paths."""
+    write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick)
     arm_keys = frozenset(k for o in outcomes for b in o.ref.claim.compared_with for k in b.task_args)
     plots = _plots(records, out_dir, arm_keys) if records else []
     v = versions()
@@ -269,6 +270,10 @@ def write_report(
     md += ["", "## Baselines and why a practitioner would use them", ""]
     md += [f"- **{i}**, {label}: {w}" for (i, label), w in why.items()]
     md += ["", "## Settings that are not the papers'", ""] + [f"- **{i}**: {s}" for i, s in settings]
+    untestable = [(ref.id, ref.claim.statement, ref.claim.untestable_reason) for ref in untestable_claims()]
+    if untestable:
+        md += ["", "## Claims the lab cannot test at its scale", ""]
+        md += [f"- **{i}**: {st} Not tested: {r}" for i, st, r in untestable]
     md += ["", "## Tasks", ""]
     for name, setup in _setups(records):
         md += [f"- **{name}**: " + "; ".join(f"{k}: {val}" for k, val in setup.items())]
@@ -302,6 +307,11 @@ def write_report(
         + "".join(f"<li><b>{esc(i)}</b>, {esc(label)}: {esc(w)}</li>" for (i, label), w in why.items()) + "</ul>",
         "<h2>Settings that are not the papers'</h2><ul>"
         + "".join(f"<li><b>{esc(i)}</b>: {esc(s)}</li>" for i, s in settings) + "</ul>",
+        *(
+            ["<h2>Claims the lab cannot test at its scale</h2><ul>"
+             + "".join(f"<li><b>{esc(i)}</b>: {esc(st)} Not tested: {esc(r)}</li>" for i, st, r in untestable)
+             + "</ul>"] if untestable else []
+        ),
         "<h2>Tasks</h2><ul>"
         + "".join(
             f"<li><b>{esc(n)}</b>: {esc('; '.join(f'{k}: {val}' for k, val in s.items()))}</li>" for n, s in _setups(records)
@@ -321,6 +331,31 @@ def write_report(
         h += [f"<img src='{esc(p)}' alt='{esc(t)}' title='{esc(t)}'>" for t, p in plots]
     h.append("</body></html>")
     return md_path, write_lines(out_dir, "report.html", h)
+
+
+VERDICTS_FILE = "verdicts.json"
+
+
+def write_verdicts(out_dir: str, outcomes: Sequence[ClaimOutcome], *, seeds: Sequence[int], quick: bool) -> str:
+    """``verdicts.json``: per registered name, its claim × dataset verdicts and its untestable claims.
+
+    The README's registry table (``python -m reglab.docs``) reads this file, so the library's docs
+    show the lab's verdicts without importing the lab."""
+    import json
+
+    names: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        entry = names.setdefault(o.ref.regularizer, {"verdicts": [], "untestable": []})
+        entry["verdicts"].append({"claim": o.ref.id, "dataset": o.dataset, "verdict": o.verdict})
+    for ref in untestable_claims():
+        entry = names.setdefault(ref.regularizer, {"verdicts": [], "untestable": []})
+        entry["untestable"].append({"claim": ref.id, "reason": ref.claim.untestable_reason})
+    doc = {"seeds": list(seeds), "quick": quick, "regularizers": dict(sorted(names.items()))}
+    path = os.path.join(out_dir, VERDICTS_FILE)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return path
 
 
 def write_lines(out_dir: str, name: str, lines: list[str]) -> str:

@@ -273,6 +273,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "status": "ok",
         "metrics": _jsonable(dict(res.metrics)),
         "curves": _jsonable({k: list(v) for k, v in res.curves.items()}),
+        "units": _jsonable({k: dict(v) for k, v in res.units.items()}),
         "step_seconds": _jsonable(float(res.step_seconds)),
         "step_cpu_seconds": _jsonable(float(res.step_cpu_seconds)),
         "setup": dict(res.setup),

@@ -32,6 +32,8 @@ from reglab.core.paper import Baseline, Claim
 __all__ = [
     "ClaimRef",
     "collect_claims",
+    "untestable_claims",
+    "smoke_selection",
     "specs_for",
     "Comparison",
     "ClaimOutcome",
@@ -58,12 +60,16 @@ class ClaimRef:
     def arm(self) -> dict[str, Any]:
         return {"name": self.regularizer, **self.claim.arm}
 
+    def _seed(self, seed: int) -> int:
+        # a claim paired over units runs each arm once: its task is deterministic
+        return 0 if self.claim.paired_over == "units" else seed
+
     def treated_run(self, dataset: str, seed: int, quick: bool) -> RunSpec:
-        return RunSpec(self.claim.task, dict(self.claim.task_args), self.arm(), seed, quick, dataset)
+        return RunSpec(self.claim.task, dict(self.claim.task_args), self.arm(), self._seed(seed), quick, dataset)
 
     def baseline_run(self, baseline: Baseline, dataset: str, seed: int, quick: bool) -> RunSpec:
         args = {**self.claim.task_args, **baseline.task_args}
-        return RunSpec(self.claim.task, args, baseline.arm, seed, quick, dataset)
+        return RunSpec(self.claim.task, args, baseline.arm, self._seed(seed), quick, dataset)
 
     def runs(self, dataset: str, seed: int, quick: bool) -> list[RunSpec]:
         """Every run the claim needs for one dataset and seed: the treated arm, then each baseline."""
@@ -92,7 +98,38 @@ def collect_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
         claims = tuple(getattr(cls, "claims", ()))
         if only and not claims:
             raise ValueError(f"{name!r} declares no lab claims; `reglab list` shows which names do")
-        refs.extend(ClaimRef(name, c, _short_cite(cls), i) for i, c in enumerate(claims))
+        testable = [ClaimRef(name, c, _short_cite(cls), i) for i, c in enumerate(claims) if c.testable]
+        if only and not testable:
+            reasons = "; ".join(c.untestable_reason for c in claims)
+            raise ValueError(f"{name!r} declares only claims the lab cannot test at its scale: {reasons}")
+        refs.extend(testable)
+    return refs
+
+
+def smoke_selection(refs: Iterable[ClaimRef]) -> list[ClaimRef]:
+    """The ``--quick`` selection: the first claim of each task, on its first dataset (a smoke run that
+    exercises every task in about a minute; its verdicts are not evidence)."""
+    seen: set[str] = set()
+    out = []
+    for ref in refs:
+        if ref.claim.task in seen:
+            continue
+        seen.add(ref.claim.task)
+        out.append(replace(ref, claim=replace(ref.claim, datasets=ref.claim.datasets[:1])))
+    return out
+
+
+def untestable_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
+    """The claims declared with ``testable=False`` (the lab lists them with their reason, never runs them)."""
+    from reglab.core.registry import get, list_regularizers
+
+    names = list_regularizers() if not only else [get(n).name for n in only]
+    refs: list[ClaimRef] = []
+    for name in names:
+        cls = get(name)
+        refs.extend(
+            ClaimRef(name, c, _short_cite(cls), i) for i, c in enumerate(getattr(cls, "claims", ())) if not c.testable
+        )
     return refs
 
 
@@ -184,6 +221,23 @@ def equal_cpu_time_values(arm_rec: dict[str, Any], base_rec: dict[str, Any], cur
     return float(np.interp(tb[half], ta, ya)), float(yb[half])
 
 
+def _unit_values(
+    ref: ClaimRef, baseline: Baseline, dataset: str, records: dict[str, dict[str, Any]], seeds: Sequence[int],
+    quick: bool,
+) -> tuple[list[float], list[float], list[int]]:
+    """(arm values, baseline values, unit numbers) paired unit by unit from the two runs' ``units``."""
+    if not seeds:
+        return [], [], []
+    ra = records.get(ref.treated_run(dataset, seeds[0], quick).key)
+    rb = records.get(ref.baseline_run(baseline, dataset, seeds[0], quick).key)
+    if ra is None or rb is None:
+        return [], [], []
+    a_units = (ra.get("units") or {}).get(ref.claim.metric) or {}
+    b_units = (rb.get("units") or {}).get(baseline.metric or ref.claim.metric) or {}
+    names = sorted(set(a_units) & set(b_units))
+    return [float(a_units[n]) for n in names], [float(b_units[n]) for n in names], list(range(len(names)))
+
+
 def _quartiles(xs: list[float]) -> tuple[float, float, float]:
     import numpy as np
 
@@ -214,7 +268,9 @@ def evaluate(
         for dataset in c.datasets:
             for baseline in c.compared_with:
                 arm_vals, base_vals, used, ratios = [], [], [], []
-                for seed in seeds:
+                if c.paired_over == "units":
+                    arm_vals, base_vals, used = _unit_values(ref, baseline, dataset, records, seeds, quick)
+                for seed in seeds if c.paired_over == "seeds" else ():
                     ra = records.get(ref.treated_run(dataset, seed, quick).key)
                     rb = records.get(ref.baseline_run(baseline, dataset, seed, quick).key)
                     if ra is None or rb is None:

@@ -37,6 +37,9 @@ class TaskResult:
     seconds: float = float("nan")  # wall time of the whole run
     step_cpu_seconds: float = float("nan")  # mean process CPU time of one training step (workers are single-threaded)
     setup: dict[str, str] = field(default_factory=dict)  # data, model, epochs, optimizer, selection: for the report
+    # per-unit values of a deterministic task, e.g. {"spearman": {"2012/MSRpar.test.tsv": 0.43, ...}}: claims
+    # with paired_over="units" pair the arms unit by unit instead of seed by seed
+    units: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class TaskUnavailable(RuntimeError):

@@ -7,17 +7,19 @@ What a method file needs is re-exported here: ``from reglab.core import Paper, r
 from __future__ import annotations
 
 from reglab.core.errors import RegularizerInputError
-from reglab.core.paper import Baseline, Claim, Paper
+from reglab.core.paper import Baseline, Baselines, Claim, Paper, ssl_claims
 from reglab.core.registry import Registered, register
 from reglab.core.config import Configurable
 from reglab.core.regularizer import FunctionModule, Penalty, Regularizer, RepresentationRegularizer, WeightRegularizer
-from reglab.core.state import PerTensorState, PowerIterationState
+from reglab.core.state import AnchorState, PerTensorState, PowerIterationState
 from reglab.core.optim import WrappedOptimizer
 from reglab.core.schedules import LinearRamp
 from reglab.core.distributed import all_gather_indexed, all_gather_nograd, gather
 
 __all__ = [
+    "AnchorState",
     "Baseline",
+    "Baselines",
     "Claim",
     "Configurable",
     "FunctionModule",
@@ -36,4 +38,5 @@ __all__ = [
     "all_gather_nograd",
     "gather",
     "register",
+    "ssl_claims",
 ]

@@ -21,6 +21,33 @@ selected tensor after ``opt.step()``, with ``lr`` read from the tensor's
 optimizer param group. With adaptive optimizers (Adam) ``lr`` is the nominal
 learning rate, not the per-coordinate step; the update is then a heuristic,
 as in most libraries.
+
+**Gradient mode** (``.on(mode="grad")``, the fast path for weight penalties
+with a closed-form gradient)::
+
+    loss.backward()            # every micro-batch (and DDP's all-reduce) done
+    regs.add_grads(scaler)     # p.grad += λ·∇R in place, once per optimizer step
+    scaler.step(optimizer)     # or optimizer.step()
+    regs.step(optimizer)
+
+No autograd graph is built and the penalty's backward pass is skipped; the
+values logged in ``regs.last`` come from the gradient's own intermediates.
+Prefer it for every weight penalty that supports it (``mode="grad"``
+raises, naming those that do, for the others); keep ``mode="penalty"``
+when the penalty must be part of the differentiated loss: higher-order
+gradients (double backward, gradient-norm penalties), closure optimizers
+that re-evaluate the loss (LBFGS), or SAM-style perturbations that should
+see the penalty's gradient.
+``add_grads`` must run once per optimizer step (after the last micro-batch
+under gradient accumulation; a second call before ``regs.step()`` raises),
+on every DDP rank after the all-reduce (weights are identical across
+ranks, so the added term is too, and it is not averaged again). Pass an AMP
+``GradScaler`` whose gradients are still scaled (before ``unscale_``): the
+term is multiplied by its scale (read on the device, no host sync); after
+``scaler.unscale_(opt)`` call ``add_grads()`` without it (passing it then
+raises). A selected parameter whose ``grad`` is ``None`` this step gets one
+(zeros plus the term), as the penalty's backward would have created it;
+parameters frozen after attach are skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +65,7 @@ from torch import nn
 
 from reglab.core.regularizer import Binding, Regularizer
 from reglab.core.selection import Selection, pick_tensor
+from reglab.core.checks import flush_checks
 
 __all__ = ["RegularizerSet", "attach", "attach_from_config", "save_config", "apply_prox", "learning_rates"]
 
@@ -58,9 +86,11 @@ def apply_prox(
     regularizer: Any,
     named_params: Sequence[tuple[str, nn.Parameter]],
     optimizer: torch.optim.Optimizer,
+    factor: float = 1.0,
 ) -> None:
-    """Apply ``regularizer.prox_`` to each parameter with step size lr × weight."""
-    coef = regularizer.current_weight
+    """Apply ``regularizer.prox_`` to each parameter with step size lr × weight × ``factor``
+    (``factor = k`` for a binding applied every k-th step)."""
+    coef = factor * regularizer.current_weight
     if coef == 0.0:
         return
     lrs = learning_rates(optimizer)
@@ -87,7 +117,7 @@ class _CaptureHook:
         self.warned = False
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        if not (module.training and torch.is_grad_enabled()):
+        if not (module.training and torch.is_grad_enabled() and self.binding.applies_now()):
             return
         who = type(self.binding.regularizer).__name__
         if len(self.buffer) == self.buffer.maxlen and not self.warned:
@@ -114,6 +144,7 @@ class RegularizerSet(nn.Module):
         self.regularizers = nn.ModuleList([b.regularizer for b in bindings])
         self.bindings: list[Binding] = bindings
         self.last: dict[str, torch.Tensor] = {}
+        self._grads_added = False
         self._params: list[list[tuple[str, nn.Parameter]]] = []
         self._captures: list[deque] = []
         self._hooks: list[Any] = []
@@ -142,6 +173,9 @@ class RegularizerSet(nn.Module):
                 setup = getattr(b.regularizer, "setup", None)
                 if callable(setup):
                     setup(selected)
+                setup_model = getattr(b.regularizer, "setup_model", None)
+                if callable(setup_model):  # acts on the owning modules too (pruning masks)
+                    setup_model(model, selected)
 
     @staticmethod
     def _unique_names(bindings: list[Binding]) -> list[str]:
@@ -163,14 +197,21 @@ class RegularizerSet(nn.Module):
 
     # ------------------------------------------------------------------ use
     def penalty(self) -> torch.Tensor:
-        """Sum of the weighted penalties; records each in ``self.last`` (detached)."""
+        """Sum of the weighted penalties; records each in ``self.last`` (detached).
+
+        Skips prox and grad bindings, and bindings with ``every=k`` off their
+        step (their captured activations are dropped unused); on an applied
+        step the weight is ``k·λ``."""
         total: torch.Tensor | None = None
-        last: dict[str, torch.Tensor] = {}
+        last = {n: v for n, v, b in self._last_items() if b.mode == "grad"}
         for name, b, params, captured in zip(self._names, self.bindings, self._params, self._captures):
-            if b.mode == "prox":
+            if b.mode != "penalty":
                 continue
             reg = b.regularizer
-            coef = reg.current_weight
+            if not b.applies_now():
+                captured.clear()
+                continue
+            coef = b.coefficient
             if b.on_activations:
                 value = self._activation_penalty(b, captured)
             elif coef == 0.0:
@@ -187,6 +228,53 @@ class RegularizerSet(nn.Module):
         if total is None:
             return torch.zeros((), device=self._device())
         return total
+
+    def _last_items(self):
+        by_name = dict(zip(self._names, self.bindings))
+        return [(n, v, by_name[n]) for n, v in self.last.items() if n in by_name]
+
+    @torch.no_grad()
+    def add_grads(self, scaler: Any = None) -> None:
+        """Grad-mode bindings: ``p.grad += k·λ·∇R`` in place (× the loss scale of ``scaler``).
+
+        Call after the backward pass of the last micro-batch and before
+        ``optimizer.step()``, once per optimizer step (see the module
+        docstring for AMP, accumulation and DDP). Records each term's value
+        (``k·λ·R``, unscaled) in ``self.last``. Without grad-mode bindings it
+        does nothing, so a training loop may always call it.
+        """
+        grad_bindings = [(n, b, ps) for n, b, ps in zip(self._names, self.bindings, self._params) if b.mode == "grad"]
+        if not grad_bindings:
+            return
+        if self._grads_added:
+            raise RuntimeError(
+                "regs.add_grads() was already called since the last regs.step(): call it once per optimizer step, "
+                "after the last micro-batch's backward (gradient accumulation), then optimizer.step() and "
+                "regs.step(optimizer)"
+            )
+        loss_scale = _loss_scale(scaler)
+        last = {n: v for n, v, b in self._last_items() if b.mode != "grad"}
+        for name, b, params in grad_bindings:
+            if not b.applies_now():
+                continue
+            coef = b.coefficient
+            if coef == 0.0:
+                continue  # a zero weight (e.g. during warm-up) costs nothing
+            ps = [p for _, p in params if p.requires_grad]  # frozen after attach: skipped
+            if not ps:
+                continue
+            for p in ps:
+                if p.grad is None:  # the penalty's backward would have created it
+                    p.grad = torch.zeros_like(p, memory_format=torch.preserve_format)
+                elif p.grad.is_sparse:
+                    raise ValueError(
+                        f"{type(b.regularizer).__name__} (mode='grad'): parameter of shape {tuple(p.shape)} has a "
+                        f"sparse gradient; use mode='penalty' for it"
+                    )
+            value = b.regularizer.grad_(ps, [p.grad for p in ps], coef * loss_scale)
+            last[name] = coef * value.detach()
+        self.last = last
+        self._grads_added = True
 
     def _activation_penalty(self, b: Binding, captured: deque) -> torch.Tensor:
         reg = b.regularizer
@@ -219,9 +307,12 @@ class RegularizerSet(nn.Module):
             if optimizer is None:
                 raise ValueError("regs.step(optimizer): proximal bindings need the optimizer for their step size")
             for b, ps in prox:
-                apply_prox(b.regularizer, ps, optimizer)
+                if b.applies_now():
+                    apply_prox(b.regularizer, ps, optimizer, factor=b.selection.every)
         for reg in self.regularizers:
             reg.step()
+        self._grads_added = False
+        flush_checks()  # finite checks deferred on accelerators: one host sync per step, here
 
     def parameters_of(self, name: str) -> list[tuple[str, nn.Parameter]]:
         """The (name, parameter) pairs selected by binding ``name``."""
@@ -248,6 +339,25 @@ class RegularizerSet(nn.Module):
 
     def extra_repr(self) -> str:
         return "\n".join(f"{n}: {b!r}" for n, b in zip(self._names, self.bindings))
+
+
+def _loss_scale(scaler: Any) -> float | torch.Tensor:
+    """The factor the gradients carry: a GradScaler's scale while they are still scaled.
+
+    On an accelerator the scale stays a device tensor (no host sync)."""
+    if scaler is None or not scaler.is_enabled():
+        return 1.0
+    for state in getattr(scaler, "_per_optimizer_states", {}).values():
+        stage = state.get("stage")
+        if getattr(stage, "name", None) == "UNSCALED":
+            raise ValueError(
+                "regs.add_grads(scaler): the gradients were already unscaled (scaler.unscale_ was called); "
+                "call regs.add_grads() without the scaler after unscale_, or with it before"
+            )
+    scale = getattr(scaler, "_scale", None)
+    if isinstance(scale, torch.Tensor) and scale.device.type != "cpu":
+        return scale.reshape(())
+    return float(scaler.get_scale())
 
 
 def _close_names(path: str, modules: dict[str, nn.Module]) -> str:

@@ -51,6 +51,51 @@ class Baseline:
     why: str = ""
 
 
+class Baselines:
+    """Baselines that claims of several methods share, written once (same arm and label, so the lab runs
+    them once and the report reads the same everywhere)."""
+
+    CE = Baseline("CE")
+    LABEL_SMOOTHING = Baseline(
+        "label smoothing (ε=0.1)", {"name": "label_smoothing"}, why="the one-line fix a practitioner tries first"
+    )
+    TEMPERATURE_SCALING = Baseline(
+        "CE + temperature scaling", metric="ece_temperature_scaled",
+        why="post-hoc calibration on the validation split (Guo et al. 2017), free at training time",
+    )
+    INVARIANCE_ONLY = Baseline("invariance only", why="the two-view loss that collapses without a regularizer")
+    UNTRAINED_ENCODER = Baseline(
+        "untrained encoder", metric="untrained_probe_accuracy",
+        why="random features of the same encoder: what training must add to",
+    )
+    RAW_INPUT = Baseline("raw pixels", metric="raw_probe_accuracy", why="no representation learning at all")
+    VICREG = Baseline("VICReg", {"name": "vicreg"}, why="the standard non-contrastive SSL loss")
+
+
+def ssl_claims(
+    mechanism: str, outcome: str, *, settings: str, source_mechanism: str, source_outcome: str,
+    task_args: dict[str, Any] | None = None,
+) -> tuple[Claim, Claim]:
+    """The two claims of a representation regularizer on the lab's two-view ``ssl_collapse`` task: it
+    prevents collapse (mechanism: effective rank vs invariance only, δ = one dimension of 32) and its
+    representations give a better linear probe (outcome: vs invariance only, the untrained encoder and
+    raw pixels, δ = one point)."""
+    common = {"task": "ssl_collapse", "direction": "higher", "datasets": ("digits", "digits_half"),
+              "task_args": dict(task_args or {})}  # fmt: skip
+    return (
+        Claim(
+            mechanism, metric="effective_rank", role="mechanism", min_effect=1.0,
+            min_effect_reason="one effective dimension (of 32)", baselines=(Baselines.INVARIANCE_ONLY,),
+            settings=settings, source=source_mechanism, **common,
+        ),
+        Claim(
+            outcome, metric="linear_probe_accuracy", min_effect=0.01, min_effect_reason="one point of probe accuracy",
+            baselines=(Baselines.INVARIANCE_ONLY, Baselines.UNTRAINED_ENCODER, Baselines.RAW_INPUT),
+            settings="as above", source=source_outcome, **common,
+        ),
+    )  # fmt: skip
+
+
 CLAIM_KINDS = ("superiority", "non-inferiority")
 CLAIM_ROLES = ("outcome", "mechanism")
 
@@ -78,12 +123,21 @@ class Claim:
     why. With ``at_equal_cpu_time`` the metric is a per-epoch curve of the
     task, compared at the process CPU time the baseline spends on half its
     epochs (a cost claim at equal compute).
+
+    A claim the lab cannot test honestly at its scale (it needs ImageNet-size
+    training, a model family the lab does not have, ...) is declared with
+    ``testable=False`` and ``untestable_reason``: the lab never runs it and
+    its report lists it with the reason, so the gap is visible.
+
+    ``paired_over="units"`` is for a deterministic task that reports one
+    value per unit of evaluation (e.g. per STS file, ``TaskResult.units``):
+    the lab runs each arm once (seed 0) and pairs the arms unit by unit.
     """
 
     statement: str
-    task: str
-    metric: str
-    direction: Literal["higher", "lower"]
+    task: str = ""
+    metric: str = ""
+    direction: Literal["higher", "lower"] = "higher"
     baseline: str = "no regularizer"
     baseline_arm: dict[str, Any] | None = None
     task_args: dict[str, Any] = field(default_factory=dict)
@@ -97,8 +151,22 @@ class Claim:
     role: Literal["outcome", "mechanism"] = "outcome"
     settings: str = ""
     at_equal_cpu_time: bool = False
+    testable: bool = True
+    untestable_reason: str = ""
+    paired_over: Literal["seeds", "units"] = "seeds"
 
     def __post_init__(self) -> None:
+        if not self.testable:
+            if not self.untestable_reason.strip():
+                raise ValueError(
+                    f"Claim {self.statement[:50]!r}: testable=False needs untestable_reason (why it cannot be "
+                    f"tested honestly at the lab's scale)"
+                )
+            return
+        if self.paired_over not in ("seeds", "units"):
+            raise ValueError(f"Claim.paired_over must be 'seeds' or 'units', got {self.paired_over!r}")
+        if not self.task or not self.metric:
+            raise ValueError(f"Claim {self.statement[:50]!r}: a testable claim needs task= and metric=")
         if self.direction not in ("higher", "lower"):
             raise ValueError(f"Claim.direction must be 'higher' or 'lower', got {self.direction!r}")
         if self.kind not in CLAIM_KINDS:

@@ -125,7 +125,8 @@ class Regularizer(Registered, Configurable, nn.Module):
 
         Takes the fields of :class:`reglab.core.selection.Selection`:
         ``params``, ``modules``, ``where``, ``activations``, ``select``,
-        ``mode``, ``scope``, ``exclude``, ``name``, ``max_captures``, ``frozen``.
+        ``mode`` (``"penalty"``, ``"prox"`` or ``"grad"``), ``scope``,
+        ``exclude``, ``name``, ``max_captures``, ``frozen``, ``every``.
         """
         return Binding(self, params=params, **selection)
 
@@ -138,7 +139,8 @@ class WeightRegularizer(Regularizer):
     ``reg([w1, w2])`` and :func:`reglab.attach` call. ``global_function``
     treats the tensors as one group (global scope), only where the method
     distinguishes the two. Regularizers with a proximal operator implement
-    ``prox_(w, step_size)``.
+    ``prox_(w, step_size)``; those with a closed-form gradient implement
+    ``grad_(tensors, grads, alpha)`` (``mode="grad"``).
     """
 
     kind: ClassVar[str] = "weight"
@@ -165,6 +167,25 @@ class WeightRegularizer(Regularizer):
         """In place: ``w <- prox_{step_size * penalty}(w)``."""
         raise NotImplementedError(f"{type(self).__name__} has no proximal operator")
 
+    @property
+    def has_grad(self) -> bool:
+        return type(self).grad_ is not WeightRegularizer.grad_
+
+    def grad_(
+        self, tensors: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], alpha: float | torch.Tensor
+    ) -> torch.Tensor:
+        """In place: ``grads[i] += alpha·∂R/∂tensors[i]``, with no autograd graph; returns R (detached).
+
+        The closed-form derivative of ``function`` (local scope: the sum over
+        the tensors), for ``mode="grad"``; ``regs.add_grads()`` calls it under
+        ``torch.no_grad()``. ``alpha`` is a float or a 0-d tensor (a loss
+        scale read without a host sync). The value returned is the
+        unweighted penalty, computed from the intermediates the gradient
+        formed, for logging. Power-iteration methods advance their vectors
+        as ``penalty`` does.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form gradient")
+
     def forward(self, w: torch.Tensor | Iterable[torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         return self.current_weight * self.penalty(w if isinstance(w, torch.Tensor) else list(w), *args, **kwargs)
 
@@ -174,6 +195,9 @@ class RepresentationRegularizer(Regularizer):
 
     kind: ClassVar[str] = "representation"
     target: ClassVar[str] = "activations"
+    #: the inputs are (n, d…) batches of embeddings, one per view (what the generic batch tests feed);
+    #: False for penalties on other tensors (attention maps, position encodings with their labels)
+    takes_embedding_batches: ClassVar[bool] = True
 
 
 class FunctionModule(Registered, Configurable, nn.Module):
@@ -224,6 +248,11 @@ class Binding:
             raise ValueError(f"{who} is not a weight regularizer; bind it with .on(activations=...)")
         if s.mode == "prox" and not regularizer.has_prox:  # type: ignore[union-attr]
             raise ValueError(f"{who} has no proximal operator; use mode='penalty'")
+        if s.mode == "grad" and not regularizer.has_grad:  # type: ignore[union-attr]
+            raise ValueError(
+                f"{who} has no closed-form gradient for mode='grad' (use mode='penalty'); "
+                f"mode='grad' supports: {', '.join(_with_grad())}"
+            )
         if s.scope == "global" and not s.on_activations and not regularizer.has_global_scope:  # type: ignore[union-attr]
             raise ValueError(f"{who} has no global scope distinct from local; use scope='local'")
         self.regularizer = regularizer
@@ -238,6 +267,17 @@ class Binding:
             raise AttributeError(key)
         return getattr(selection, key)
 
+    def applies_now(self) -> bool:
+        """True on the steps this binding applies (``every=k``: the regularizer's step
+        counter is a multiple of k)."""
+        every = self.selection.every
+        return every == 1 or self.regularizer.step_count % every == 0
+
+    @property
+    def coefficient(self) -> float:
+        """The weight on an applied step: ``every·λ`` (lazy regularization)."""
+        return self.selection.every * self.regularizer.current_weight
+
     def select_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         """The (name, parameter) pairs this binding applies to, in model order."""
         return self.selection.parameters(model)
@@ -245,4 +285,13 @@ class Binding:
     def __repr__(self) -> str:
         s = self.selection
         target = f"activations={list(s.activations)}" if s.on_activations else f"params={s.params!r}"
-        return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope})"
+        every = f", every={s.every}" if s.every != 1 else ""
+        return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope}{every})"
+
+
+def _with_grad() -> list[str]:
+    """Registered weight regularizers that implement ``grad_``."""
+    from reglab.core.registry import get, list_regularizers
+
+    base = WeightRegularizer.grad_
+    return [n for n in list_regularizers("weight") if getattr(get(n), "grad_", base) is not base]

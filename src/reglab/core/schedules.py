@@ -19,6 +19,8 @@ __all__ = [
     "LinearRamp",
     "Cosine",
     "Step",
+    "Piecewise",
+    "srip_decay",
     "as_schedule",
     "from_config",
 ]
@@ -125,7 +127,53 @@ class Step(Schedule):
         return self.value * self.gamma**passed
 
 
-_SCHEDULES = {cls.__name__: cls for cls in (Constant, LinearWarmup, LinearRamp, Cosine, Step)}
+class Piecewise(Schedule):
+    """Piecewise constant: ``values[i]`` from ``boundaries[i-1]`` (inclusive) to ``boundaries[i]``.
+
+    ``values[0]`` before ``boundaries[0]``; ``len(values) == len(boundaries) + 1``.
+    """
+
+    def __init__(self, values: Sequence[float], boundaries: Sequence[int]):
+        vs = [float(v) for v in values]
+        bs = [_check_steps("Piecewise", int(b)) for b in boundaries]
+        if len(vs) != len(bs) + 1:
+            raise ValueError(
+                f"Piecewise expects one more value than boundaries, got {len(vs)} values and {len(bs)} boundaries"
+            )
+        if bs != sorted(bs):
+            raise ValueError(f"Piecewise expects increasing boundaries, got {list(boundaries)}")
+        self.values = tuple(vs)
+        self.boundaries = tuple(bs)
+
+    def __call__(self, step: int) -> float:
+        return self.values[sum(1 for b in self.boundaries if step >= b)]
+
+
+#: Epochs (0-based, as counted by the step counter) at which the official SRIP code
+#: multiplies the orthogonality coefficient, and the factors (relative to the start value).
+SRIP_DECAY_EPOCHS = (20, 50, 70, 120)
+SRIP_DECAY_FACTORS = (1e-3, 1e-4, 1e-6, 0.0)
+
+
+def srip_decay(steps_per_epoch: int, value: float = 1e-2) -> Piecewise:
+    """The SRIP coefficient schedule of Bansal, Chen & Wang's official code (NeurIPS 2018).
+
+    VITA-Group/Orthogonality-in-CNNs, ``Wide-Resnet/train_n.py``,
+    ``adjust_ortho_decay_rate(epoch + 1)`` with ``--ortho-decay 1e-2``
+    (the Keras ``ResNet/resnet_cifar_new.py`` ``decay_schedule`` has the same
+    thresholds): ``value`` for epochs 1-20, ×1e-3 for 21-50, ×1e-4 for
+    51-70, ×1e-6 for 71-120 and 0 after epoch 120 (1-based epochs). With
+    reglab's 0-based step counter the changes fall at steps
+    ``20, 50, 70, 120 × steps_per_epoch``. Use as
+    ``reglab.SRIP(srip_decay(len(train_loader)))``.
+    """
+    if not isinstance(steps_per_epoch, int) or isinstance(steps_per_epoch, bool) or steps_per_epoch < 1:
+        raise ValueError(f"srip_decay expects a positive integer steps_per_epoch, got {steps_per_epoch!r}")
+    values = [float(value)] + [float(value) * f for f in SRIP_DECAY_FACTORS]
+    return Piecewise(values, [e * steps_per_epoch for e in SRIP_DECAY_EPOCHS])
+
+
+_SCHEDULES = {cls.__name__: cls for cls in (Constant, LinearWarmup, LinearRamp, Cosine, Step, Piecewise)}
 
 
 def from_config(cfg: dict[str, Any]) -> Schedule:

@@ -34,8 +34,20 @@ outputs (an index, a key, or a callable).
 
 **Mode**: ``"penalty"`` adds the penalty to the loss; ``"prox"`` leaves the
 loss alone and ``regs.step(opt)`` applies the proximal operator after the
-optimizer step. **Scope**: ``"local"`` applies the penalty to each selected
-tensor and sums; ``"global"`` treats the selected tensors as one group.
+optimizer step; ``"grad"`` (weight penalties with a closed-form gradient)
+leaves the loss alone and ``regs.add_grads()``, called after the backward
+pass and before ``optimizer.step()``, adds ``λ·∇R`` to each ``p.grad`` in
+place, with no autograd graph. **Scope**: ``"local"`` applies the penalty
+to each selected tensor and sums; ``"global"`` treats the selected tensors
+as one group.
+
+**Lazy regularization** (Karras et al. 2020, StyleGAN2, Sec. 3.1):
+``every=k`` applies the binding only on the steps whose regularizer step
+counter (advanced by ``regs.step()``, saved in ``state_dict``) is a
+multiple of ``k``, with weight ``k·λ`` (in prox mode: step size
+``k·lr·λ``); on the other steps it costs nothing (no forward compute, no
+activation capture). Worth it for the penalties that cost a GEMM per
+weight (soft orthogonality, SRIP, MHE, spectral norm).
 """
 
 from __future__ import annotations
@@ -49,7 +61,10 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Selection", "default_exclude", "EXCLUDED_MODULE_TYPES", "EXCLUDED_NAMES"]
+__all__ = ["Selection", "default_exclude", "EXCLUDED_MODULE_TYPES", "EXCLUDED_NAMES", "MODES"]
+
+#: How a binding applies its regularizer (see the module docstring).
+MODES = ("penalty", "prox", "grad")
 
 
 def _norm_types() -> tuple[type, ...]:
@@ -117,18 +132,21 @@ class Selection:
     name: str | None = None
     max_captures: int | None = None
     frozen: bool = False
+    every: int = 1
 
     def __post_init__(self) -> None:
-        if self.mode not in ("penalty", "prox"):
-            raise ValueError(f".on: mode must be 'penalty' or 'prox', got {self.mode!r}")
+        if self.mode not in MODES:
+            raise ValueError(f".on: mode must be one of {list(MODES)}, got {self.mode!r}")
+        if not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1:
+            raise ValueError(f".on: every= takes an integer >= 1 (apply on every k-th step), got {self.every!r}")
         if self.scope not in ("local", "global"):
             raise ValueError(f".on: scope must be 'local' or 'global', got {self.scope!r}")
         if self.activations is not None and self.on_params:
             raise ValueError(".on: bind to activations or to parameters, not both")
-        if self.activations is not None and self.mode == "prox":
-            raise ValueError(".on: mode='prox' applies to parameters, not activations")
-        if self.mode == "prox" and self.scope == "global":
-            raise ValueError(".on: mode='prox' is applied per tensor; use scope='local'")
+        if self.activations is not None and self.mode in ("prox", "grad"):
+            raise ValueError(f".on: mode={self.mode!r} applies to parameters, not activations")
+        if self.mode in ("prox", "grad") and self.scope == "global":
+            raise ValueError(f".on: mode={self.mode!r} is applied per tensor; use scope='local'")
         mods = self.modules
         if mods is not None and not (
             isinstance(mods, type) or (isinstance(mods, tuple) and all(isinstance(m, type) for m in mods))

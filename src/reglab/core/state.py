@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from reglab.core.errors import RegularizerInputError
 from reglab.core.regularizer import WeightRegularizer
 
-__all__ = ["PerTensorState", "PowerIterationState"]
+__all__ = ["AnchorState", "PerTensorState", "PowerIterationState"]
 
 
 class PerTensorState(WeightRegularizer):
@@ -108,3 +109,31 @@ class PowerIterationState(PerTensorState):
             for b, n in zip(bufs, new):
                 b.copy_(n)
         return value
+
+
+class AnchorState(PerTensorState):
+    """Per-tensor anchors: a copy of each tensor's value when it is set up (L2-SP, L2 Init).
+
+    ``setup(named_params)`` (called by :func:`reglab.attach`) copies each
+    parameter into a buffer ``anchor__<param name>``, so the anchors live in
+    ``state_dict``. :meth:`_anchor` finds a tensor's anchor by identity and
+    raises, naming the class, for a tensor never set up; a subclass that
+    anchors tensors at first use calls :meth:`state_of` instead.
+    """
+
+    _state_prefix = "anchor__"
+
+    def _state_shape(self, w: torch.Tensor) -> tuple[int, ...]:
+        return tuple(w.shape)
+
+    def _new_state(self, w: torch.Tensor) -> torch.Tensor:
+        return w.detach().clone()
+
+    def _anchor(self, w: torch.Tensor) -> torch.Tensor:
+        slot = self._slots.get(id(w))
+        if slot is None or slot[0]() is not w:
+            raise RegularizerInputError(
+                f"{type(self).__name__} has no anchor for the weight of shape {tuple(w.shape)}: bind it with "
+                f"reglab.attach (which records anchors), call setup([(name, param)]), or pass anchor="
+            )
+        return self._buffers[slot[1]]

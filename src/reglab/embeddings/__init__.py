@@ -2,7 +2,8 @@
 
 ``reglab.embeddings`` holds the transforms (registered with kind
 "embedding", form "posthoc"; one paper per module: ``classic``,
-``whitening``, ``zipfian_whitening``, ``all_but_the_top``, on the shared
+``whitening``, ``zipfian_whitening``, ``all_but_the_top``, and the retrieval
+compressions ``lvq`` and ``leanvec``, on the shared
 ``base``), the sentence encoders (optional extra ``reglab[text]``) and the
 STS evaluation behind ``reglab sts``.
 """
@@ -12,6 +13,8 @@ from reglab.embeddings.classic import Center, Normalize
 from reglab.embeddings.whitening import Whitening
 from reglab.embeddings.zipfian_whitening import ZipfianWhitening
 from reglab.embeddings.all_but_the_top import AllButTheTop
+from reglab.embeddings.lvq import LVQ, LVQCodes
+from reglab.embeddings.leanvec import LeanVec
 from reglab.embeddings.encoders import (
     CachedEncoder,
     MiniLMEncoder,
@@ -26,6 +29,9 @@ __all__ = [
     "CachedEncoder",
     "Center",
     "EmbeddingTransform",
+    "LVQ",
+    "LVQCodes",
+    "LeanVec",
     "MiniLMEncoder",
     "Normalize",
     "NotFittedError",

@@ -7,9 +7,24 @@ The transforms themselves live one paper per file: :mod:`reglab.embeddings.class
 Every transform follows scikit-learn's ``fit`` / ``transform`` /
 ``fit_transform``. Inputs are (n, d) numpy arrays or torch tensors (a single
 (d,) vector is accepted by ``transform``); the output has the input's type,
-dtype and device. Statistics are computed and stored in float64 whatever the
-input dtype, because eigenvalues of a covariance of float32 embeddings lose
-the small directions that whitening amplifies.
+dtype and device.
+
+Precision and memory: the data are never copied whole nor upcast. They are
+read in row chunks (:func:`reglab.ops.linalg.row_chunk` rows, 32 MiB of
+float32) and each chunk is computed in the input's precision (float32, or
+float64 for float64 input; float16/bfloat16 are read as float32), with
+everything that accumulates over rows in float64: the mean, the covariance
+(one BLAS update per chunk of data centered at that chunk's mean, merged in
+float64, :func:`reglab.ops.linalg.streaming_moments`) and the eigen
+decomposition. Statistics are stored in float64. Peak memory beyond the input
+and the output is O(chunk·d + d²). The heavy products run through numpy's
+BLAS on CPU (``a.T @ a`` is a symmetric rank-k update there, as in
+scikit-learn's PCA); its threads follow ``OMP_NUM_THREADS`` /
+``threadpoolctl``, not ``torch.set_num_threads``. Inputs on another device
+are computed on CPU (as before) and returned on their device.
+
+NaN/inf rows are reported (with their indices) when they reach a statistic
+or an output, so valid input costs no extra pass over the data.
 
 Fitted statistics live in ``state_dict()`` (a dict of float64 tensors);
 ``save(path)`` writes config and state, ``EmbeddingTransform.load(path)``
@@ -30,17 +45,49 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from reglab.core import Configurable, RegularizerInputError
+from reglab.core import Claim, Configurable, RegularizerInputError
 
 from reglab.core.registry import Registered, from_config, register
+from reglab.ops.linalg import row_chunk, streaming_moments
 
 __all__ = [
+    "ENCODER_NOTES",
     "NotFittedError",
+    "sts_claim",
     "EmbeddingTransform",
     "Pipeline",
     "as_float64",
+    "as_matrix",
+    "centered_chunks",
+    "check_finite_rows",
     "frequency_weights",
+    "nonfinite_rows",
 ]
+
+
+#: what each built-in encoder of the lab's ``sts`` task is, for the claims' settings
+ENCODER_NOTES = {
+    "static": "mean of static word vectors (the frequency-weighted baseline encoder of `reglab sts`)",
+    "minilm": "all-MiniLM-L6-v2, a contrastively trained sentence encoder (offline copy)",
+}
+
+
+def sts_claim(statement: str, encoder: str, *, source: str, baselines: tuple = (), settings: str = "", **fields: Any):
+    """A claim on the lab's ``sts`` task: mean-over-files Spearman of cosine similarity, the arms paired
+    file by file (``paired_over="units"``), δ = one Spearman point, against the raw embeddings and
+    ``baselines``."""
+    from reglab.core.paper import Baseline, Claim
+
+    return Claim(
+        statement, task="sts", metric="spearman", direction="higher", paired_over="units",
+        task_args={"encoder": encoder}, datasets=("sts",),
+        min_effect=0.01, min_effect_reason="one point of Spearman correlation (×100), per STS file",
+        baselines=(Baseline("raw embeddings", why="no post-processing at all"), *baselines),
+        settings=f"encoder: {ENCODER_NOTES[encoder]}; fitted on the distinct sentences of the STS files "
+        f"(transductive, as BERT-whitening does); the paired units are the {encoder} scores of each of the "
+        f"15 STS 2012-2014 files. {settings}".strip(),
+        source=source, **fields,
+    )  # fmt: skip
 
 
 class NotFittedError(RegularizerInputError, AttributeError):
@@ -52,7 +99,9 @@ class NotFittedError(RegularizerInputError, AttributeError):
 
 
 def as_float64(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool = False):
-    """Validate ``x`` and return (float64 2-D tensor, restore function)."""
+    """Validate ``x`` and return (float64 2-D tensor, restore function).
+
+    Kept for code that called it; the transforms use :func:`as_matrix` (no float64 copy)."""
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.floating):
             raise RegularizerInputError(
@@ -105,6 +154,92 @@ def as_float64(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool 
     return t, restore
 
 
+def _type_error(who: str, x: Any, arg: str, allow_vector: bool) -> None:
+    """Raise the error for a non-array or non-floating ``x`` (shared by the input checks)."""
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise RegularizerInputError(
+                f"{who} expects floating-point {arg}, got a numpy array of dtype {x.dtype}; "
+                f"convert it with .astype(np.float32) first"
+            )
+    elif isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise RegularizerInputError(
+                f"{who} expects floating-point {arg}, got a tensor of dtype {x.dtype}; "
+                f"convert it with .float() first"
+            )
+    else:
+        raise RegularizerInputError(
+            f"{who} expects {arg} as a numpy array or torch tensor of shape (n, d), "
+            f"got {type(x).__name__}"
+        )
+    want = "(n, d) or (d,)" if allow_vector else "(n, d)"
+    if x.ndim != 2 and not (allow_vector and x.ndim == 1):
+        raise RegularizerInputError(f"{who} expects {arg} of shape {want}, got shape {tuple(x.shape)}")
+    if 0 in x.shape:
+        raise RegularizerInputError(f"{who} got empty {arg} of shape {tuple(x.shape)}")
+
+
+def as_matrix(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool = False):
+    """Validate ``x`` and return (2-D numpy array in the compute dtype, restore function).
+
+    The compute dtype is float64 for float64 input and float32 otherwise. numpy
+    float32/float64 input and CPU float32/float64 tensors are viewed, not copied;
+    other dtypes and devices are converted once (to float32, on CPU). ``restore``
+    turns a result in the compute dtype back into the input's type, dtype and
+    device (no copy where they already agree). Finiteness is not checked here:
+    see :func:`check_finite_rows`.
+    """
+    _type_error(who, x, arg, allow_vector)
+    if isinstance(x, np.ndarray):
+        dtype = x.dtype
+        cdt = np.float64 if dtype in (np.float64, np.longdouble) else np.float32
+        a = x if dtype == cdt else x.astype(cdt)
+
+        def restore(y: np.ndarray) -> np.ndarray:
+            return y.astype(dtype, copy=False)
+
+    else:
+        t = x.detach()
+        dtype, device = t.dtype, t.device
+        cdt = torch.float64 if dtype == torch.float64 else torch.float32
+        a = t.to(device="cpu", dtype=cdt).resolve_neg().resolve_conj().numpy()
+
+        def restore(y: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(y).to(device=device, dtype=dtype)
+
+    if a.ndim == 1:
+        a = a[None, :]
+        base = restore
+        restore = lambda y: base(y[0])  # noqa: E731
+    return a, restore
+
+
+def nonfinite_rows(x: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``x`` holding a NaN or inf (a cheap sum per chunk first)."""
+    rows = row_chunk(x.shape[1])
+    bad = []
+    for start in range(0, x.shape[0], rows):
+        xb = x[start:start + rows]
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = np.isfinite(xb.sum())
+        if not finite:  # finite sums (nearly always) need no closer look
+            bad.append(start + np.flatnonzero(~np.isfinite(xb).all(axis=1)))
+    return np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64)
+
+
+def check_finite_rows(who: str, x: np.ndarray, *, arg: str = "embeddings", shape: tuple | None = None) -> None:
+    """Raise, naming the rows, if ``x`` has NaN/inf rows (``shape``: the user's shape, for the message)."""
+    rows = nonfinite_rows(x).tolist()
+    if rows:
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        shape = tuple(x.shape) if shape is None else tuple(shape)
+        raise RegularizerInputError(
+            f"{who} got NaN/inf in {len(rows)} row(s) of {arg} of shape {shape} "
+            f"(rows {shown}); drop or impute those rows first"
+        )
+
+
 def frequency_weights(who: str, frequencies: Any, n: int) -> torch.Tensor:
     """Frequencies → float64 probabilities p (p ≥ 0, Σp = 1)."""
     if isinstance(frequencies, np.ndarray):
@@ -137,8 +272,11 @@ def frequency_weights(who: str, frequencies: Any, n: int) -> torch.Tensor:
 class EmbeddingTransform(Registered, Configurable):
     """Base of the post-hoc transforms: fit/transform, state_dict, save/load.
 
-    Subclasses implement ``_fit(x64, **fit_params) -> dict[str, Tensor]``
-    (the fitted statistics) and ``_transform(x64) -> Tensor``.
+    Subclasses implement ``_fit(x, **fit_params) -> dict[str, Tensor]``
+    (the float64 fitted statistics) and ``_transform(x) -> ndarray``, where
+    ``x`` is an (n, d) float32/float64 numpy array (:func:`as_matrix`) that
+    they stream over in row chunks (:meth:`_moments`, :func:`centered_chunks`)
+    and never copy whole or upcast.
     """
 
     kind: ClassVar[str] = "embedding"
@@ -154,21 +292,28 @@ class EmbeddingTransform(Registered, Configurable):
 
     # -- sklearn-style API -------------------------------------------------
     def fit(self, x: Any, y: Any = None, **fit_params: Any) -> EmbeddingTransform:
-        x64, _ = as_float64(self._who, x)
-        self._check_fit_size(x64)
-        state = self._fit(x64, **fit_params)
+        xm, _ = as_matrix(self._who, x)
+        self._check_fit_size(xm)
+        if not self._state_keys:  # nothing is estimated, so no statistic would reveal bad rows
+            check_finite_rows(self._who, xm)
+        state = self._fit(xm, **fit_params)
         self._state = {k: v.to(torch.float64).contiguous() for k, v in state.items()}
         return self
 
     def transform(self, x: Any) -> Any:
-        x64, restore = as_float64(self._who, x, allow_vector=True)
+        xm, restore = as_matrix(self._who, x, allow_vector=True)
         self._check_fitted()
         d_in = self.n_features_in_
-        if d_in is not None and x64.shape[1] != d_in:
+        if d_in is not None and xm.shape[1] != d_in:
             raise RegularizerInputError(
                 f"{self._who} was fitted on {d_in}-dimensional embeddings, got shape {tuple(x.shape)}"
             )
-        return restore(self._transform(x64))
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf rows are reported below
+            out = self._transform(xm)
+            finite = np.isfinite(out.sum())
+        if not finite:  # NaN/inf input rows reach the output; one cheap pass over it
+            check_finite_rows(self._who, xm, shape=x.shape)
+        return restore(out)
 
     def fit_transform(self, x: Any, y: Any = None, **fit_params: Any) -> Any:
         return self.fit(x, y, **fit_params).transform(x)
@@ -258,19 +403,63 @@ class EmbeddingTransform(Registered, Configurable):
                 f"{self._who} is not fitted yet: call .fit(embeddings) (or fit_transform) before .transform"
             )
 
-    def _check_fit_size(self, x64: torch.Tensor) -> None:
-        if x64.shape[0] < 2 and self._state_keys:
+    def _check_fit_size(self, x: np.ndarray) -> None:
+        if x.shape[0] < 2 and self._state_keys:
             raise RegularizerInputError(
-                f"{self._who} needs at least 2 embeddings to fit, got shape {tuple(x64.shape)}"
+                f"{self._who} needs at least 2 embeddings to fit, got shape {tuple(x.shape)}"
             )
 
-    def _fit(self, x64: torch.Tensor, **fit_params: Any) -> dict[str, torch.Tensor]:
+    def _fit(self, x: np.ndarray, **fit_params: Any) -> dict[str, torch.Tensor]:
+        """The fitted statistics of ``x`` (an (n, d) float32/float64 array, see :func:`as_matrix`)."""
         if fit_params:
             raise TypeError(f"{self._who}.fit got unexpected arguments {sorted(fit_params)}")
         return {}
 
-    def _transform(self, x64: torch.Tensor) -> torch.Tensor:
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        """The output for ``x`` (an (n, d) float32/float64 array), in ``x``'s dtype."""
         raise NotImplementedError
+
+    def _moments(self, x: np.ndarray, p: torch.Tensor | None = None, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 mean and population covariance (weighted by ``p``), streamed; bad rows raise.
+
+        ``dtype``: the precision of the per-chunk products (default ``x``'s), see
+        :func:`reglab.ops.linalg.streaming_moments`."""
+        mu, cov = streaming_moments(x, p, dtype=dtype)
+        if not (torch.isfinite(mu).all() and torch.isfinite(cov).all()):
+            self._raise_nonfinite(x)
+        return mu, cov
+
+    def _raise_nonfinite(self, x: np.ndarray) -> None:
+        check_finite_rows(self._who, x)
+        top = float(np.abs(x).max())
+        raise RegularizerInputError(
+            f"{self._who}: the statistics of the {x.dtype} embeddings of shape {tuple(x.shape)} overflow "
+            f"(largest |value| {top:.3g}); scale the embeddings down (or pass float64) first"
+        )
+
+
+def centered_chunks(x: np.ndarray, mean: torch.Tensor, out: np.ndarray | None = None):
+    """Yield (row slice, x[rows] − μ) chunk by chunk, in ``x``'s dtype, accurate to its rounding.
+
+    μ (float64) is split as μ_hi + μ_lo, both in x's dtype: x − μ_hi is (nearly) exact
+    however large the offset, and subtracting μ_lo keeps the float64 mean's digits
+    (a float32 μ alone would shift every output by up to ε·‖μ‖). With ``out`` (same
+    shape as ``x``) the chunks are written into it; otherwise into one reused
+    buffer, valid until the next chunk.
+    """
+    n, d = x.shape
+    mu = mean.numpy()
+    hi = mu.astype(x.dtype)
+    lo = (mu - hi).astype(x.dtype)
+    rows = min(row_chunk(d), n)
+    buf = np.empty((rows, d), dtype=x.dtype) if out is None else None
+    for start in range(0, n, rows):
+        sl = slice(start, min(start + rows, n))
+        target = out[sl] if out is not None else buf[: sl.stop - start]
+        np.subtract(x[sl], hi, out=target)
+        if lo.any():
+            np.subtract(target, lo, out=target)
+        yield sl, target
 
 
 # ---------------------------------------------------------------------------
@@ -288,6 +477,14 @@ class Pipeline(EmbeddingTransform):
     """
 
     name = "embedding_pipeline"
+    claims = (
+        Claim(
+            "A pipeline is its steps: it applies them in order and fits each on the previous one's output",
+            testable=False,
+            untestable_reason="a container with no effect of its own; the claims of its steps (whitening, "
+            "all_but_the_top, ...) are tested one by one",
+        ),
+    )
     formula = "x̃ = T_m(… T_2(T_1(x)))"
 
     def __init__(self, steps: list | tuple = ()):
@@ -330,22 +527,24 @@ class Pipeline(EmbeddingTransform):
         return self.transforms[0].n_features_in_ if self.transforms else None
 
     def fit(self, x: Any, y: Any = None, frequencies: Any = None) -> Pipeline:
-        # Steps exchange float64 tensors so a float32 input is rounded only once, at the end.
-        x64, _ = as_float64(self._who, x)
+        # Steps exchange arrays in the compute dtype (float32, or float64 for float64 input).
+        xm, _ = as_matrix(self._who, x)
+        check_finite_rows(self._who, xm)
         for t in self.transforms:
             params = {"frequencies": frequencies} if t.takes_frequencies else {}
-            x64 = t.fit_transform(x64, **params)
+            xm = t.fit_transform(xm, **params)
         return self
 
     def fit_transform(self, x: Any, y: Any = None, frequencies: Any = None) -> Any:
         return self.fit(x, y, frequencies=frequencies).transform(x)
 
     def transform(self, x: Any) -> Any:
-        x64, restore = as_float64(self._who, x, allow_vector=True)
+        xm, restore = as_matrix(self._who, x, allow_vector=True)
         self._check_fitted()
+        check_finite_rows(self._who, xm, shape=x.shape)
         for t in self.transforms:
-            x64 = t.transform(x64)
-        return restore(x64)
+            xm = t.transform(xm)
+        return restore(xm)
 
     __call__ = transform
 

@@ -1,4 +1,4 @@
-"""CLI subcommand ``reglab sts``."""
+"""CLI subcommands ``reglab sts`` and ``reglab retrieval``."""
 
 from __future__ import annotations
 
@@ -114,3 +114,126 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="print markdown tables")
     p.add_argument("--mean-only", action="store_true", help="print only the mean row")
     p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------
+# reglab retrieval
+
+
+def _load_npy(path: str | None):
+    import numpy as np
+
+    return None if path is None else np.load(path)
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reglab.core import RegularizerInputError
+    from reglab.embeddings.retrieval import (
+        describe,
+        evaluate_retrieval,
+        format_table,
+        plot_recall_vs_bytes,
+        sts_retrieval_set,
+    )
+
+    def say(msg: str) -> None:
+        print(f"reglab retrieval: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        ks = tuple(int(k) for k in args.k.split(","))
+    except ValueError:
+        print(f"reglab retrieval: --k expects comma-separated integers, got {args.k!r}", file=sys.stderr)
+        return 2
+    try:
+        if args.vectors or args.queries:
+            if not (args.vectors and args.queries):
+                print("reglab retrieval: --vectors and --queries go together", file=sys.stderr)
+                return 2
+            if args.paths:
+                print("reglab retrieval: give STS paths or --vectors/--queries, not both", file=sys.stderr)
+                return 2
+            inputs = dict(
+                database=_load_npy(args.vectors), queries=_load_npy(args.queries),
+                relevant=_load_npy(args.relevant), fit_queries=_load_npy(args.fit_queries),
+                source=f"{Path(args.vectors).name} / {Path(args.queries).name}",
+            )  # fmt: skip
+        else:
+            from reglab.embeddings.encoders import TextExtraMissing, get_encoder
+
+            paths = args.paths
+            if not paths:
+                from reglab.embeddings.sts import default_data_dir
+
+                found = default_data_dir()
+                if found is None:
+                    print(
+                        "reglab retrieval: no STS files given and none found at $REGLAB_STS_DATA or ../shared/data/sts; "
+                        "give STS paths (see `reglab sts --help`) or --vectors X.npy --queries Q.npy",
+                        file=sys.stderr,
+                    )
+                    return 2
+                paths = [str(found)]
+                say(f"using {found}")
+            data = sts_retrieval_set(paths, min_score=args.min_score, limit=args.limit)
+            try:
+                enc = get_encoder("minilm", cache_dir=args.cache, use_cache=not args.no_cache,
+                                  progress=sys.stderr.isatty())  # fmt: skip
+            except TextExtraMissing as err:
+                print(f"reglab retrieval: {err}", file=sys.stderr)
+                return 2
+            say(f"encoding {len(data.sentences)} distinct sentences of {data.n_files} STS file(s) with MiniLM")
+            vecs = enc.encode(data.sentences)
+            inputs = dict(
+                database=vecs, queries=vecs[data.queries], relevant=data.relevant, exclude=data.queries,
+                fit_queries=vecs[data.fit_queries] if len(data.fit_queries) >= 2 else None,
+                source=f"STS 2012-2014 sentences, MiniLM, pairs with gold ≥ {args.min_score:g} as queries",
+            )  # fmt: skip
+        report = evaluate_retrieval(**inputs, ks=ks, progress=say)
+    except (FileNotFoundError, ValueError, OSError, RegularizerInputError) as err:
+        print(f"reglab retrieval: {err}", file=sys.stderr)
+        return 2
+    table = format_table(report)
+    text = describe(report) + "\n\n" + table + "\n"
+    print(text, flush=True)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "retrieval.md").write_text(text, encoding="utf-8")
+        try:
+            plot = plot_recall_vs_bytes(report, out / "retrieval_plot.png")
+            say(f"wrote {out / 'retrieval.md'} and {plot}")
+        except ImportError:
+            say(f"wrote {out / 'retrieval.md'}; no plot (pip install matplotlib)")
+    return 0
+
+
+def register_retrieval(sub: argparse._SubParsersAction) -> None:
+    """Add ``retrieval`` to the ``reglab`` parser."""
+    p = sub.add_parser(
+        "retrieval",
+        help="compare compressed retrieval indexes (LVQ, LeanVec, faiss SQ/PQ): recall, bytes, speed",
+        description=(
+            "Embed the STS sentences with MiniLM (or load --vectors/--queries), then report recall@k against "
+            "exact float32 cosine search, the relevant-item hit rate, bytes per vector and single-thread CPU "
+            "queries/s for float32, LVQ-4/4x4/8, LeanVec-ID/OOD at d/2 and d/4, whitening + LVQ and faiss "
+            "SQ8/SQ4/PQ (pip install faiss-cpu; skipped when absent). STS: the corpus is the distinct sentences; "
+            "each pair with gold score >= --min-score gives a query (sentence1) whose relevant item is sentence2."
+        ),
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="STS files or folders; default $REGLAB_STS_DATA or ../shared/data/sts")  # fmt: skip
+    p.add_argument("--vectors", metavar="X.npy", help="database vectors (n, d) instead of STS")
+    p.add_argument("--queries", metavar="Q.npy", help="query vectors (m, d), with --vectors")
+    p.add_argument("--relevant", metavar="R.npy", help="one relevant database id per query (-1: none), for hit@k")
+    p.add_argument("--fit-queries", metavar="F.npy", help="held-out query vectors to fit LeanVec-OOD "
+                   "(its rows are skipped without them)")
+    p.add_argument("--min-score", type=float, default=4.0, help="gold score (of 5) from which an STS pair is a query (default 4)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N pairs of each STS file")
+    p.add_argument("--k", default="1,10,100", help="recall cut-offs (default 1,10,100)")
+    p.add_argument("--out", default="reglab-retrieval", metavar="DIR",
+                   help="where to write retrieval.md and retrieval_plot.png (default ./reglab-retrieval; '' for none)")
+    p.add_argument("--cache", default=None, help="encoding cache folder (default $REGLAB_CACHE or ~/.cache/reglab/encodings)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the encoding cache")
+    p.set_defaults(func=run_retrieval)

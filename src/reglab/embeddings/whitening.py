@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from reglab.core import Paper, RegularizerInputError, register
-from reglab.embeddings.base import EmbeddingTransform
-from reglab.ops import check_choice, check_positive, check_probability, eigh_descending, weighted_moments
+from reglab.embeddings.base import EmbeddingTransform, centered_chunks, sts_claim
+from reglab.ops import check_choice, check_positive, check_probability, eigh_descending
 
 __all__ = ["Whitening"]
 
@@ -52,18 +53,50 @@ class Whitening(EmbeddingTransform):
     whitening needs a covariance of full rank: with n ≤ d samples (or
     collinear dimensions) ``fit`` refuses and says to set ``k`` or
     ``shrinkage``/``eps``.
+
+    ``precision`` (not in the papers; speed vs accuracy for float32 input):
+    the covariance is always accumulated in float64 from row chunks centered
+    at their own mean; the per-chunk products run in float32 for float32 input
+    (scikit-learn PCA's speed, one BLAS symmetric update) or in float64 (about
+    twice the time). Float32 products err by ≈ ε₃₂·(tr Σ/d)/λ relative along an
+    eigenvalue λ, which whitening amplifies. ``"auto"`` (default) uses float32
+    products and redoes them in float64 when that predicted error exceeds 1e-5
+    for a kept direction (ill-conditioned spectra); ``"float32"`` never redoes
+    them; ``"float64"`` always uses float64. float64 input always computes in
+    float64.
     """
 
     name = "whitening"
+    claims = (
+        sts_claim(
+            "Whitening the sentence embeddings improves STS correlation (static word vectors)", "static",
+            source="Su et al. 2021, Table 1 (whitening improves BERT/GloVe-style embeddings on STS)",
+            settings="mode and k are this class's defaults (full PCA whitening)",
+        ),
+        sts_claim(
+            "Whitening the sentence embeddings improves STS correlation (a contrastive sentence encoder)", "minilm",
+            arm={"k": 256},
+            source="Su et al. 2021, Table 1 (whitening-256; and its note that supervised encoders gain less)",
+            settings="k = 256 kept dimensions, the paper's whitening-k setting: MiniLM's 384-d covariance has "
+            "3 null directions, so full whitening is undefined (this class refuses it with a clear error)",
+        ),
+    )
     paper = PAPER
     formula = "x̃ = (x − μ) U Λ^{-1/2} [:, :k]  (PCA);  (x − μ) U Λ^{-1/2} Uᵀ  (ZCA)"
     _state_keys = ("mean", "matrix", "eigenvalues")
     # Eigenvalues below this fraction of the largest count as zero (float64 round-off).
     _rank_tol: ClassVar[float] = 1e-10
+    # precision="auto": the largest predicted relative error of float32 products along a
+    # kept direction before the covariance is recomputed with float64 products.
+    _float32_rtol: ClassVar[float] = 1e-5
 
-    def __init__(self, mode: str = "pca", k: int | None = None, eps: float = 0.0, shrinkage: float = 0.0):
+    def __init__(
+        self, mode: str = "pca", k: int | None = None, eps: float = 0.0, shrinkage: float = 0.0,
+        precision: str = "auto",
+    ):
         who = type(self).__name__
         check_choice(who, "mode", mode, ("pca", "zca"))
+        check_choice(who, "precision", precision, ("auto", "float32", "float64"))
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise RegularizerInputError(f"{who} expects k to be a positive int or None, got {k!r}")
         check_positive(who, "eps", eps, allow_zero=True)
@@ -72,24 +105,29 @@ class Whitening(EmbeddingTransform):
         self.k = k
         self.eps = eps
         self.shrinkage = shrinkage
+        self.precision = precision
 
-    def _weights_for_fit(self, x64: torch.Tensor, **fit_params: Any) -> torch.Tensor | None:
-        super()._fit(x64, **fit_params)  # rejects unknown arguments
+    def _weights_for_fit(self, x: np.ndarray, **fit_params: Any) -> torch.Tensor | None:
+        super()._fit(x, **fit_params)  # rejects unknown arguments
         return None
 
-    def _fit(self, x64, **fit_params):
-        p = self._weights_for_fit(x64, **fit_params)
-        n, d = x64.shape
+    def _fit(self, x, **fit_params):
+        p = self._weights_for_fit(x, **fit_params)
+        n, d = x.shape
         if self.k is not None and self.k > d:
             raise RegularizerInputError(
                 f"{self._who} cannot keep k={self.k} dimensions of {d}-dimensional embeddings"
             )
-        mu, cov = weighted_moments(x64, p)
-        if self.shrinkage:
-            target = torch.eye(d, dtype=cov.dtype) * (torch.trace(cov) / d)
-            cov = (1.0 - self.shrinkage) * cov + self.shrinkage * target
-        evals, evecs = eigh_descending(cov)
         keep = self.k or d
+        single = x.dtype != np.float64 and self.precision != "float64"
+        mu, evals, evecs = self._spectrum(x, p, np.float32 if single else np.float64)
+        if single and self.precision == "auto":
+            # float32 products err by ≈ ε₃₂·(tr Σ/d)/λ relative along λ (see streaming_moments);
+            # where that exceeds _float32_rtol for a kept direction, redo them in float64.
+            lam = float(evals[keep - 1]) + self.eps
+            predicted = 2.0**-23 * float(evals.clamp_min(0).mean()) / lam if lam > 0 else float("inf")
+            if not predicted <= self._float32_rtol:
+                mu, evals, evecs = self._spectrum(x, p, np.float64)
         regularized = self.eps > 0 or self.shrinkage > 0
         if not regularized:
             if n <= keep:
@@ -111,5 +149,19 @@ class Whitening(EmbeddingTransform):
         matrix = u * scale if self.mode == "pca" else (u * scale) @ u.T
         return {"mean": mu, "matrix": matrix, "eigenvalues": evals}
 
-    def _transform(self, x64):
-        return (x64 - self._state["mean"]) @ self._state["matrix"]
+    def _spectrum(self, x, p, dtype):
+        """Mean, and eigenvalues (descending) / eigenvectors of the (shrunk) covariance."""
+        mu, cov = self._moments(x, p, dtype=dtype)
+        if self.shrinkage:
+            d = cov.shape[0]
+            target = torch.eye(d, dtype=cov.dtype) * (torch.trace(cov) / d)
+            cov = (1.0 - self.shrinkage) * cov + self.shrinkage * target
+        evals, evecs = eigh_descending(cov)
+        return mu, evals, evecs
+
+    def _transform(self, x):
+        matrix = self._state["matrix"].numpy().astype(x.dtype)
+        out = np.empty((x.shape[0], matrix.shape[1]), dtype=x.dtype)
+        for rows, xc in centered_chunks(x, self._state["mean"]):
+            np.matmul(xc, matrix, out=out[rows])
+        return out

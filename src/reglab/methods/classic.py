@@ -11,6 +11,10 @@
 
 Each function takes one tensor or a list of tensors (the sum over them,
 computed with one fused ``_foreach_norm``).
+
+Closed-form gradients (``mode="grad"``, :meth:`grad_`): ∇‖w‖₁ = sign(w)
+(subgradient 0 at 0, as autograd), ∇½‖w‖² = w, and their ρ-mix for the
+elastic net; each one ``_foreach_add_`` into the gradients.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Paper, WeightRegularizer, register
+from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.ops import (
-    as_tensors, checked_total, hyperparameters, norms_sum, soft_threshold, squared_norm, unit_interval,
+    add_scaled_, as_tensors, checked_total, hyperparameters, norms_sum, soft_threshold, squared_norm, unit_interval,
 )
 
 PAPER = Paper(
@@ -63,12 +67,47 @@ class L1(WeightRegularizer):
     """
 
     name = "l1"
+    claims = (
+        Claim(
+            "An L1 penalty drives many weights to (near) zero",
+            task="clean_classification", metric="weight_near_zero", direction="higher", role="mechanism",
+            arm={"name": "l1", "weight": 1e-4},
+            min_effect=0.05, min_effect_reason="5% of the weights",
+            baselines=(
+                Baseline("no regularizer"),
+                Baseline("L2 5e-4", {"name": "l2", "weight": 5e-4}, why="shrinks weights without selecting them"),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="the lasso (Tibshirani 1996) on an MLP's weight matrices as a loss penalty with Adam (no "
+            "proximal step, so zeros are approximate: |w| < 1e-3 counts); weight 1e-4, ten times this class's "
+            "default, since 1e-5 barely moves a 60-epoch run; chosen before any run, not tuned",
+            source="Tibshirani 1996, Sec. 1 (the lasso sets coefficients to zero)",
+        ),
+        Claim(
+            "The sparser network keeps its accuracy",
+            task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            arm={"name": "l1", "weight": 1e-4},
+            min_effect=0.01, min_effect_reason="one point of test accuracy",
+            baselines=(Baseline("no regularizer"),),
+            datasets=("digits", "digits_half"),
+            settings="as above",
+            source="Tibshirani 1996 (prediction accuracy kept or improved)",
+        ),
+    )
     formula = "R(w) = Σ_i |w_i|"
     function = l1
     default_weight = 1e-5
 
     def prox_(self, w: torch.Tensor, step_size: float) -> None:
         w.copy_(soft_threshold(w, step_size))
+
+    @torch.no_grad()
+    def grad_(self, tensors, grads, alpha):
+        """``g += α·sign(w)`` (the subgradient of Σ|w_i|, 0 at 0); returns Σ|w_i|."""
+        ws = as_tensors("l1", list(tensors))
+        value = checked_total("l1", norms_sum(ws, 1), ws)  # before touching the gradients
+        add_scaled_(grads, torch._foreach_sign(ws), alpha)
+        return value
 
 
 @register
@@ -82,12 +121,35 @@ class L2(WeightRegularizer):
     """
 
     name = "l2"
+    claims = (
+        Claim(
+            "Weight decay improves generalization, most where data is scarce",
+            task="clean_classification", metric="test_accuracy", direction="higher",
+            min_effect=0.005, min_effect_reason="half a point of test accuracy",
+            baselines=(
+                Baseline("no regularizer (early stopping only)", why="early stopping on validation is the free baseline"),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="a classic regularizer (Krogh & Hertz 1992, 'A simple weight decay can improve "
+            "generalization'); an MLP on 8×8 digits (all or half of the training split), Adam 60 epochs, epoch "
+            "selected on validation; weight 5e-4 (the common default, this class's), added as a penalty",
+            source="Krogh & Hertz 1992 (NeurIPS), Sec. 4",
+        ),
+    )
     formula = "R(w) = ½ Σ_i w_i²"
     function = l2
     default_weight = 5e-4
 
     def prox_(self, w: torch.Tensor, step_size: float) -> None:
         w.mul_(1.0 / (1.0 + step_size))
+
+    @torch.no_grad()
+    def grad_(self, tensors, grads, alpha):
+        """``g += α·w`` (the gradient of ½‖w‖²); returns ½Σ‖w‖² from one ``_foreach_norm``."""
+        ws = as_tensors("l2", list(tensors))
+        value = checked_total("l2", 0.5 * torch.stack(torch._foreach_norm(ws, 2)).pow(2).sum(), ws)
+        add_scaled_(grads, ws, alpha)
+        return value
 
 
 @register
@@ -100,6 +162,24 @@ class ElasticNet(WeightRegularizer):
     """
 
     name = "elastic_net"
+    claims = (
+        Claim(
+            "The elastic net predicts better than the lasso at the same strength",
+            task="clean_classification", metric="test_accuracy", direction="higher",
+            arm={"name": "elastic_net", "weight": 1e-4},
+            min_effect=0.005, min_effect_reason="half a point of test accuracy",
+            baselines=(
+                Baseline("L1 at the same weight (1e-4)", {"name": "l1", "weight": 1e-4},
+                         why="the lasso the paper improves on"),
+                Baseline("no regularizer"),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="an MLP's weight matrices instead of linear regression with correlated predictors; ρ = 0.5 "
+            "(scikit-learn's default), weight 1e-4 as for the L1 claim; penalty with Adam",
+            source="Zou & Hastie 2005, Sec. 5 (prostate cancer data and simulations: lower prediction error than "
+            "the lasso)",
+        ),
+    )
     formula = "R(w) = ρ‖w‖₁ + (1−ρ)·½‖w‖₂²"
     paper = PAPER
     function = elastic_net
@@ -108,3 +188,15 @@ class ElasticNet(WeightRegularizer):
     def prox_(self, w: torch.Tensor, step_size: float) -> None:
         rho = self.l1_ratio
         w.copy_(soft_threshold(w, step_size * rho) / (1.0 + step_size * (1.0 - rho)))
+
+    @torch.no_grad()
+    def grad_(self, tensors, grads, alpha):
+        """``g += α·(ρ·sign(w) + (1−ρ)·w)``; returns ρΣ‖w‖₁ + (1−ρ)·½Σ‖w‖²."""
+        rho = self.l1_ratio
+        ws = as_tensors("elastic_net", list(tensors))
+        sq = torch.stack(torch._foreach_norm(ws, 2)).pow(2).sum()
+        value = checked_total("elastic_net", rho * norms_sum(ws, 1) + (1.0 - rho) * 0.5 * sq, ws)
+        update = torch._foreach_mul(torch._foreach_sign(ws), rho)
+        torch._foreach_add_(update, ws, alpha=1.0 - rho)
+        add_scaled_(grads, update, alpha)
+        return value

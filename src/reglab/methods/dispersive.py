@@ -4,8 +4,12 @@ InfoNCE-L2 variant of the paper's Algorithm 1 snippet:
 L = log mean_{i,j} exp(−‖z_i − z_j‖²/(τ·D)), z the flattened activation of
 each sample, D its dimension, the mean over all N² ordered pairs (the zero
 diagonal included) and τ = 1 as in that snippet. The coefficient λ of the
-total loss L_diff + λ·L_disp is the ``weight`` (the paper's per-model λ was
-not checked here; 1.0 by default).
+total loss L_diff + λ·L_disp is the ``weight``, 0.5 by default: the paper's
+λ (the authors' README, raywang4/DispLoss, "Differences from JAX": their JAX
+runs behind the paper's numbers used λ = 0.5, τ = 0.5; an earlier version of
+their PyTorch ``transport/transport.py`` adds ``0.5 * disp_loss``). Their
+current PyTorch re-implementation uses λ = 0.25 with τ = 1
+(``terms['loss'] += 0.25*disp_loss``): pass ``weight=0.25``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 
 import torch
 
-from reglab.core import Paper, RepresentationRegularizer, register
+from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
 from reglab.ops import check_tensor, hyperparameters, no_autocast, pairwise_sq_dists, positive, prepare_batch
 
 PAPER = Paper(
@@ -44,14 +48,29 @@ class Dispersive(RepresentationRegularizer):
     InfoNCE-L2 variant of the paper's Algorithm 1 snippet: z is the flattened
     activation of each sample, D its dimension, the mean over all N² ordered
     pairs (the zero diagonal included) and τ = 1 as in that snippet. The
-    coefficient λ of the total loss L_diff + λ·L_disp is the ``weight``
-    (the paper's per-model λ was not checked here; 1.0 by default).
+    coefficient λ of the total loss L_diff + λ·L_disp is the ``weight``,
+    0.5 by default: the paper's λ (raywang4/DispLoss README, "Differences
+    from JAX": the JAX runs behind the paper used λ = 0.5 with τ = 0.5; an
+    earlier version of their PyTorch ``transport/transport.py`` adds
+    ``0.5 * disp_loss``). Their current PyTorch code uses λ = 0.25 with
+    τ = 1 (``weight=0.25``). The official code applies it to the last
+    block's output (PyTorch) or the block at depth num_layers//4 (JAX).
 
     Wang & He (2025), "Diffuse and Disperse: Image Generation with
     Representation Regularization", arXiv:2506.09027.
     """
 
     name = "dispersive"
+    claims = ssl_claims(
+        "The dispersive loss spreads the hidden representations (higher effective rank)",
+        "Spreading the hidden representations gives a better linear probe",
+        settings="the paper regularizes diffusion models' hidden layers; the lab uses its mechanism (InfoNCE "
+            "without positives) in two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 100 epochs), on "
+            "the 256-unit hidden layer next to the invariance MSE; λ = 0.5, τ = 1",
+        source_mechanism="Wang & He 2025, Sec. 3 (the loss encourages representations to spread out)",
+        source_outcome="Wang & He 2025, Sec. 4 (better generation quality; the lab's outcome is a probe instead)",
+    )
     paper = PAPER
     formula = "log mean_{i,j} exp(−‖z_i − z_j‖²/(τ·D))"
     function = dispersive
+    default_weight = 0.5

@@ -111,9 +111,10 @@ class ELR(Regularizer):
                         why="the simplest loss said to resist label noise (Lukasik et al. 2020)",
                     ),
                 ),
-                datasets=("digits", "digits_half", "mnist1d"),
+                datasets=("digits", "digits_half", "mnist1d") if rate == 0.4 else ("digits", "digits_half"),
                 settings="an MLP (digits) or MNIST-1D's ConvBase CNN, Adam, 150 epochs, instead of ResNet-34 with "
-                "SGD on CIFAR; λ=3, β=0.7 are the paper's CIFAR-10 values",
+                "SGD on CIFAR; λ=3, β=0.7 are the paper's CIFAR-10 values. MNIST-1D runs cost ten digits runs, so "
+                "within the lab's 30-minute budget only the 40% claim runs on it",
                 source="Liu et al. 2020, Table 1 (symmetric noise 20-80%)",
             )
             for rate in (0.2, 0.4, 0.6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from reglab.core import FunctionModule, Paper, register
+from reglab.core import Baseline, Claim, FunctionModule, Paper, register
 from reglab.ops import check_tensor, hyperparameters, non_negative
 
 PAPER = Paper(
@@ -41,6 +41,21 @@ class GaussianNoise(FunctionModule):
     """
 
     name = "gaussian_noise"
+    claims = (
+        Claim(
+            "Training with input noise improves generalization, as a Tikhonov (weight-type) regularizer does",
+            task="clean_classification", metric="test_accuracy", direction="higher",
+            min_effect=0.005, min_effect_reason="half a point of test accuracy",
+            baselines=(
+                Baseline("no noise"),
+                Baseline("L2 5e-4", {"name": "l2", "weight": 5e-4}, why="the explicit regularizer noise approximates"),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="σ = 0.1 on 8×8 digits scaled to [0, 1] (not a paper constant: Bishop's result is analytic); an "
+            "MLP, Adam, 60 epochs, epoch selected on validation",
+            source="Bishop 1995, Sec. 1 and 5 (noise as regularization)",
+        ),
+    )
     kind = "stochastic"
     form = "transform"
     paper = PAPER

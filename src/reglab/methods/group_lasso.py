@@ -2,14 +2,19 @@
 
 R(w) = Σ_g √p_g ‖w_g‖₂: each group's L2 norm scaled by the square root of
 its size p_g (Yuan & Lin 2006; Scardapane et al. 2017, Eq. 5), which zeroes
-whole units or filters. Groups: ``"out"`` = output units / filters (rows of
-the flattened weight, p_g = in·k…; each element of a 1-D tensor is a group),
-``"in"`` = input units / channels (dim 1, all other dims in the group), or,
-for one tensor, an integer tensor of group ids with the weight's shape.
+whole units or filters. ``scale="none"`` gives the unscaled Σ_g ‖w_g‖₂ of
+Wen et al. (2016, "Learning structured sparsity in deep neural networks",
+NeurIPS, Eq. 2 with a single grouping). Groups: ``"out"`` = output units /
+filters (rows of the flattened weight, p_g = in·k…; on a 1-D tensor each
+element is its own group, so the penalty is √1·Σ|w_i| = ‖w‖₁), ``"in"`` =
+input units / channels (dim 1, all other dims in the group), or, for one
+tensor, an integer tensor of group ids with the weight's shape.
 
 Global scope: each whole tensor is one group, Σ_t √p_t ‖w_t‖₂, which prunes
 entire layers. Proximal operator (exact): group soft thresholding,
-w_g ← max(0, 1 − t√p_g/‖w_g‖)·w_g.
+w_g ← max(0, 1 − t·c_g/‖w_g‖)·w_g with c_g = √p_g (or 1 for ``scale="none"``).
+Gradient (``mode="grad"``): ∂R/∂w_g = c_g·w_g/‖w_g‖ (0 for an all-zero
+group, as autograd gives), :func:`reglab.ops.grads.group_norm_grads`.
 """
 
 from __future__ import annotations
@@ -20,33 +25,49 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
-from reglab.ops import as_tensors, checked_total, group_norm_sum, group_prox_, grouping, hyperparameters
+from reglab.ops import (
+    add_scaled_, as_tensors, checked_total, group_norm_grads, group_norm_sum, group_prox_, grouping, hyperparameters,
+    one_of,
+)
+
+#: Group weights c_g: √p_g (Yuan & Lin 2006) or 1 (Wen et al. 2016).
+SCALES = ("sqrt", "none")
 
 PAPER = Paper(
     "Group sparse regularization for deep neural networks",
     "Scardapane, S., Comminiello, D., Hussain, A. and Uncini, A.", 2017, arxiv="1607.00485", venue="Neurocomputing")
 
 
-@hyperparameters(groups=grouping)
-def group_lasso(w: torch.Tensor | Sequence[torch.Tensor], groups: str | torch.Tensor = "out") -> torch.Tensor:
-    """Group lasso ``Σ_g √p_g ‖w_g‖₂`` (Yuan & Lin, 2006), summed over tensors.
+@hyperparameters(groups=grouping, scale=one_of(*SCALES))
+def group_lasso(
+    w: torch.Tensor | Sequence[torch.Tensor], groups: str | torch.Tensor = "out", scale: str = "sqrt"
+) -> torch.Tensor:
+    """Group lasso ``Σ_g c_g ‖w_g‖₂`` (Yuan & Lin, 2006), summed over tensors.
 
     ``groups`` is ``"out"`` (output units/filters: rows of the flattened
-    weight), ``"in"`` (input units/channels: dim 1) or, for one tensor, an
-    integer tensor of group ids with the weight's shape.
+    weight; on a 1-D tensor each element is its own group), ``"in"``
+    (input units/channels: dim 1) or, for one tensor, an integer tensor of
+    group ids with the weight's shape. ``scale``: ``"sqrt"`` (default)
+    c_g = √p_g, Yuan & Lin (2006) and Scardapane et al. (2017, Eq. 5);
+    ``"none"`` c_g = 1, Wen et al. (2016).
     """
     ws = as_tensors("group_lasso", w)
-    return checked_total("group_lasso", group_norm_sum("group_lasso", ws, groups), ws)
+    return checked_total("group_lasso", group_norm_sum("group_lasso", ws, groups, scale == "sqrt"), ws)
 
 
-def group_lasso_global(tensors: Sequence[torch.Tensor], groups: str | torch.Tensor = "out") -> torch.Tensor:
-    """Layer-level group lasso: each whole tensor is one group, ``Σ_t √p_t ‖w_t‖₂``.
+def group_lasso_global(
+    tensors: Sequence[torch.Tensor], groups: str | torch.Tensor = "out", scale: str = "sqrt"
+) -> torch.Tensor:
+    """Layer-level group lasso: each whole tensor is one group, ``Σ_t c_t ‖w_t‖₂``
+    (c_t = √p_t, or 1 for ``scale="none"``).
 
     ``groups`` is accepted (and ignored) so the global form takes the same
     configuration as the local one.
     """
     ws = as_tensors("group_lasso", list(tensors))
     norms = torch.stack(torch._foreach_norm(ws, 2))
+    if scale == "none":
+        return checked_total("group_lasso", norms.sum(), ws)
     sizes = torch.tensor([math.sqrt(w.numel()) for w in ws], dtype=norms.dtype, device=norms.device)
     return checked_total("group_lasso", (sizes * norms).sum(), ws)
 
@@ -56,14 +77,18 @@ class GroupLasso(WeightRegularizer):
     """Group lasso: R(w) = Σ_g √p_g ‖w_g‖₂, zeroing whole units or filters.
 
     Groups (``groups``): ``"out"`` = output units / filters (rows of the
-    flattened weight, p_g = in·k…), ``"in"`` = input units / channels (dim
-    1, all other dims in the group). Each group norm is scaled by √(group
-    size), Yuan & Lin (2006); Scardapane et al. (2017), Eq. 5. Arbitrary
-    group maps (an integer tensor of ids per element) are supported by
-    ``RF.group_lasso(w, groups=ids)``.
+    flattened weight, p_g = in·k…; on a 1-D tensor each element is its own
+    group), ``"in"`` = input units / channels (dim 1, all other dims in the
+    group). ``scale="sqrt"`` (default) scales each group norm by √(group
+    size), Yuan & Lin (2006); Scardapane et al. (2017), Eq. 5;
+    ``scale="none"`` is the plain Σ_g ‖w_g‖₂ of Wen et al. (2016,
+    structured sparsity learning). Arbitrary group maps (an integer tensor
+    of ids per element) are supported by ``RF.group_lasso(w, groups=ids)``.
 
     Proximal operator (exact): group soft thresholding,
-    w_g ← max(0, 1 − t√p_g/‖w_g‖)·w_g (:func:`reglab.ops.prox.group_soft_threshold`).
+    w_g ← max(0, 1 − t·c_g/‖w_g‖)·w_g, c_g = √p_g or 1
+    (:func:`reglab.ops.prox.group_soft_threshold`). Gradient
+    (``mode="grad"``): c_g·w_g/‖w_g‖, 0 on an all-zero group.
 
     Global scope (``.on(scope="global")``): each whole tensor is one group,
     Σ_t √p_t‖w_t‖₂, which prunes entire layers (layer-level sparsity).
@@ -111,4 +136,13 @@ class GroupLasso(WeightRegularizer):
     )
 
     def prox_(self, w: torch.Tensor, step_size: float) -> None:
-        group_prox_("GroupLasso", w, self.groups, step_size)
+        group_prox_("GroupLasso", w, self.groups, step_size, self.scale == "sqrt")
+
+    @torch.no_grad()
+    def grad_(self, tensors, grads, alpha):
+        """``g_g += α·c_g·w_g/‖w_g‖`` per group; returns Σ_g c_g‖w_g‖ from the same norms."""
+        ws = as_tensors("group_lasso", list(tensors))
+        value, updates = group_norm_grads("group_lasso", ws, self.groups, self.scale == "sqrt")
+        value = checked_total("group_lasso", value, ws)
+        add_scaled_(grads, updates, alpha)
+        return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from reglab.core import Paper, RepresentationRegularizer, register
+from reglab.core import Baseline, Claim, Paper, RepresentationRegularizer, register
 from reglab.ops import hyperparameters, no_autocast, positive, prepare_batch
 
 PAPER = Paper(
@@ -44,6 +44,28 @@ class LeastVolume(RepresentationRegularizer):
     """
 
     name = "least_volume"
+    claims = (
+        Claim(
+            "Least Volume compresses the latent space: fewer active latent dimensions",
+            task="latent_code", metric="active_dims", direction="lower", role="mechanism", task_args={"code": "linear", "lipschitz_decoder": True},
+            min_effect=1.0, min_effect_reason="one latent dimension (of 32)",
+            baselines=(Baseline("the same autoencoder without the penalty"),),
+            datasets=("digits", "digits_half"),
+            settings="an MLP autoencoder with a 32-d linear latent and a spectral-normalized decoder on 8×8 digits, "
+            "Adam, 60 epochs, instead of the paper's image/synthetic autoencoders trained far longer; η = 1e-2 and "
+            "λ = 1e-3 are the official code's; a dimension is active when its std is ≥ 1% of the largest",
+            source="Chen & Fuge 2024, Sec. 4 (LV reduces the latent dimensions in use)",
+        ),
+        Claim(
+            "Least Volume keeps the reconstruction error",
+            task="latent_code", metric="test_mse", direction="lower", kind="non-inferiority", task_args={"code": "linear", "lipschitz_decoder": True},
+            min_effect=0.002, min_effect_reason="about 15% of the plain autoencoder's test MSE (≈ 0.012)",
+            baselines=(Baseline("the same autoencoder without the penalty"),),
+            datasets=("digits", "digits_half"),
+            settings="as above",
+            source="Chen & Fuge 2024, Sec. 4 (reconstruction kept while compressing)",
+        ),
+    )
     paper = PAPER
     formula = "exp(mean_j log(std_j(z) + η))"
     function = least_volume

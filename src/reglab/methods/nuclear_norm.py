@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Paper, WeightRegularizer, register
+from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.ops import as_tensors, full_precision, check_tensor, flatten_rows, stack_by_shape, sum_terms
 
 PAPER = Paper(
@@ -40,6 +40,31 @@ class NuclearNorm(WeightRegularizer):
     """
 
     name = "nuclear_norm"
+    claims = (
+        Claim(
+            "The nuclear norm lowers the rank of the weight matrices",
+            task="clean_classification", metric="weight_rank99", direction="lower", role="mechanism",
+            min_effect=2.0, min_effect_reason="two singular values of the energy rank (the MLP's are ≈ 35)",
+            baselines=(
+                Baseline("no regularizer"),
+                Baseline("L2 5e-4", {"name": "l2", "weight": 5e-4}, why="shrinks every singular value alike"),
+            ),
+            datasets=("digits", "digits_half"),
+            settings="an MLP on 8×8 digits, Adam, 60 epochs, epoch selected on validation; weight 1e-4 (this "
+            "class's default; the convex-relaxation papers give no network default); energy rank = singular "
+            "values holding 99% of Σσ², averaged over the weight matrices",
+            source="Fazel 2002; Recht, Fazel & Parrilo 2010 (the nuclear norm as the convex envelope of rank)",
+        ),
+        Claim(
+            "Lower rank without losing accuracy",
+            task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            min_effect=0.01, min_effect_reason="one point of test accuracy",
+            baselines=(Baseline("no regularizer"),),
+            datasets=("digits", "digits_half"),
+            settings="as above",
+            source="Recht, Fazel & Parrilo 2010 (low-rank solutions that still fit the data)",
+        ),
+    )
     formula = "R(W) = Σ_i σ_i(W)"
     paper = PAPER
     function = nuclear_norm

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from reglab.core import Paper, RepresentationRegularizer, register
+from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
 from reglab.ops import covariance_offdiag, no_autocast, prepare_batch, variance_hinge
 
 PAPER = Paper(
@@ -61,6 +61,16 @@ class VCReg(RepresentationRegularizer):
     """
 
     name = "vcreg"
+    claims = ssl_claims(
+        "VCReg on the hidden layer keeps the embeddings from collapsing under an invariance-only loss",
+        "VCReg gives representations with a better linear probe",
+        settings="the paper applies VCReg to supervised pretraining and transfer; the lab uses its "
+            "collapse-prevention mechanism in two-view SSL (MLP encoder 64-256-32 on 8×8 digits, Adam, 100 "
+            "epochs), the regularizer on the 256-unit hidden layer next to the invariance MSE; μ=25, ν=1 "
+            "(VICReg's; VCReg tunes them per setting)",
+        source_mechanism="Zhu et al. 2023, Sec. 3 (variance and covariance terms keep features from collapsing)",
+        source_outcome="Zhu et al. 2023, Sec. 5 (better transfer with VCReg)",
+    )
     paper = PAPER
     formula = "μ·mean_j relu(γ−√(Var_j+ε)) + ν·Σ_{i≠j}Cov_ij²/d"
     function = vcreg

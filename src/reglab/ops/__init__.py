@@ -49,6 +49,7 @@ from reglab.ops.batching import (
     norms_sum,
     paired_tensors,
     per_tensor_result,
+    squared_distance,
     squared_norm,
     stack_by_shape,
     sum_terms,
@@ -63,11 +64,16 @@ from reglab.ops.groups import (
     group_rows,
     grouping,
 )
+from reglab.ops.grads import add_scaled_, group_norm_grads, indices_by_shape, zero_safe_inverse
 from reglab.ops.prox import group_soft_threshold, soft_threshold
 from reglab.ops.targets import mean_entropy, soft_cross_entropy
 
 __all__ = [
     "GROUPINGS",
+    "add_scaled_",
+    "group_norm_grads",
+    "indices_by_shape",
+    "zero_safe_inverse",
     "as_tensors",
     "full_precision",
     "power_of_two_scale",
@@ -117,6 +123,7 @@ __all__ = [
     "soft_cross_entropy",
     "soft_threshold",
     "spectrum_entropy",
+    "squared_distance",
     "squared_norm",
     "stack_by_shape",
     "sum_terms",

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from reglab.core.distributed import gather as _gather, is_distributed
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.batching import no_autocast
-from reglab.ops.linalg import off_diagonal
+from reglab.ops.linalg import gram_offdiag_sq_sum
 from reglab.ops.validation import check_tensor, has_data
 
 __all__ = ["prepare_batch", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
@@ -51,7 +51,8 @@ def prepare_batch(
     if z.dtype not in (torch.float32, torch.float64):
         z = z.float()
     if has_data(z):
-        largest = float(z.detach().abs().amax())
+        lo, hi = torch.aminmax(z.detach())  # one pass, no |z| temporary; NaN propagates
+        largest = float(torch.maximum(-lo, hi))
         if not math.isfinite(largest):
             bad = "NaN" if math.isnan(largest) else "inf"
             raise RegularizerInputError(
@@ -92,20 +93,13 @@ def variance_hinge(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> to
 def covariance_offdiag(z: torch.Tensor) -> torch.Tensor:
     """VICReg's covariance term ``(1/d) Σ_{i≠j} Cov(z)_ij²`` (unbiased Cov).
 
-    Shared by VICReg and VCReg. Without forming the d×d matrix when n < d:
-    with centred ``Zc`` (n, d), ``Σ_ij C_ij² = ‖ZcᵀZc‖_F²/(n−1)² =
-    ‖Zc Zcᵀ‖_F²/(n−1)²`` (the two Gram matrices share their non-zero
-    spectrum), and the diagonal is the per-column variance. That costs
-    O(n²d) time and O(n²) memory instead of O(nd²) and O(d²).
+    Shared by VICReg and VCReg. With centred ``Zc`` (n, d), ``Cov = ZcᵀZc/(n−1)``,
+    so the term is ``Σ_{i≠j} (ZcᵀZc)_ij² / ((n−1)²·d)``, computed by
+    :func:`reglab.ops.linalg.gram_offdiag_sq_sum`: when n < d from the n×n Gram
+    (``‖ZcZcᵀ‖_F² − Σ_j Var_j²·(n−1)²``, O(n²d) time and O(n²) memory instead of
+    O(nd²) and O(d²)), else from the d×d product with its diagonal zeroed; one
+    GEMM forward and one backward either way.
     """
     n, d = z.shape
     zc = z - z.mean(dim=0, keepdim=True)
-    if n < d:
-        k = zc @ zc.T
-        total = k.pow(2).sum()
-        diag = zc.pow(2).sum(dim=0)
-        off = (total - diag.pow(2).sum()) / (n - 1) ** 2
-    else:
-        cov = (zc.T @ zc) / (n - 1)
-        off = off_diagonal(cov).pow(2).sum()
-    return off / d
+    return gram_offdiag_sq_sum(zc) / ((n - 1) ** 2 * d)

@@ -3,11 +3,12 @@
 Every weight penalty accepts a tensor or a sequence of tensors; for a
 sequence it returns the sum of the per-tensor penalties, computed with
 ``torch._foreach_*`` (elementwise norms) or one batched matmul/SVD per
-distinct shape (matrix penalties). Validation costs one device sync: type,
-dtype and shape are checked per tensor without touching the data, and
-finiteness once, on the result (a NaN/inf anywhere makes the sum
-non-finite); only on failure are the tensors inspected one by one to name
-the offender.
+distinct shape (matrix penalties). Validation costs one device sync on CPU
+and none on accelerators: type, dtype and shape are checked per tensor
+without touching the data, and finiteness once, on the result (a NaN/inf
+anywhere makes the sum non-finite); only on failure are the tensors
+inspected one by one to name the offender. On accelerators that finite
+check is queued and read once per step (:mod:`reglab.core.checks`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from reglab.core import checks as _checks
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.validation import check_tensor, describe, has_data
 
-__all__ = ["full_precision", "no_autocast", "as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm"]
+__all__ = ["full_precision", "no_autocast", "as_tensors", "paired_tensors", "per_tensor_result", "checked_total", "stack_by_shape", "sum_terms", "norms_sum", "squared_norm", "squared_distance"]
 
 
 def as_tensors(
@@ -54,12 +56,22 @@ def as_tensors(
 
 
 def no_autocast(z: torch.Tensor):
-    """A context that turns autocast off on ``z``'s device (nothing to turn off on the meta device)."""
-    if z.device.type == "meta":
+    """A context that turns autocast off on ``z``'s device (nothing to turn off on the meta device,
+    nor where autocast is already off: entering ``torch.autocast`` costs tens of µs per call)."""
+    if z.device.type == "meta" or not _autocast_enabled(z.device.type):
         import contextlib
 
         return contextlib.nullcontext()
     return torch.autocast(device_type=z.device.type, enabled=False)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled() if device_type == "cuda" else True
 
 
 def full_precision(fn: Callable) -> Callable:
@@ -119,7 +131,18 @@ def per_tensor_result(w: object, total: torch.Tensor, states: list[torch.Tensor]
 
 
 def checked_total(who: str, value: torch.Tensor, tensors: Sequence[torch.Tensor], arg: str = "weight") -> torch.Tensor:
-    """``value`` if finite; else the error naming the non-finite input (one sync on success)."""
+    """``value`` if finite; else the error naming the non-finite input (one sync on success).
+
+    On an accelerator the check is queued instead, with no sync, and raised at
+    the step's end (:mod:`reglab.core.checks`)."""
+    if has_data(value) and _checks.defers(value):
+        shapes = ", ".join(str(tuple(t.shape)) for t in tensors[:4]) + (", ..." if len(tensors) > 4 else "")
+        _checks.defer_check(
+            torch.isfinite(value.detach()).all(),
+            f"{who} produced a non-finite penalty from its {arg}s (shapes {shapes}): NaN or inf values in a "
+            f"{arg}, or intermediate sums overflowing {value.dtype}",
+        )
+        return value
     if has_data(value) and not bool(torch.isfinite(value.detach())):
         for w in tensors:  # slow path, only on failure: name the offending tensor
             check_tensor(who, w, arg=arg)
@@ -182,3 +205,13 @@ class _SquaredNorm(torch.autograd.Function):
 def squared_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Σ_t ‖w_t‖₂² (fused forward and one-pass backward)."""
     return _SquaredNorm.apply(*tensors)
+
+
+def squared_distance(
+    who: str, w: torch.Tensor | Sequence[torch.Tensor], anchor: torch.Tensor | Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Σ_t ‖w_t − a_t‖₂² over paired weights and anchors of the same shape (each anchor cast to its
+    weight's dtype), checked finite; the distance to a fixed point (L2-SP, L2 Init)."""
+    ws, anchors = paired_tensors(who, w, anchor, "anchor", lambda t: tuple(t.shape))
+    diffs = torch._foreach_sub(ws, [a.to(t.dtype) for t, a in zip(ws, anchors)])
+    return checked_total(who, squared_norm(diffs), [*ws, *anchors])

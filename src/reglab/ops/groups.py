@@ -73,26 +73,30 @@ def group_map_norms(w: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, t
     return norms, sizes, inverse
 
 
-def group_norm_sum(who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor) -> torch.Tensor:
-    """Σ over tensors of Σ_g √p_g ‖w_g‖₂: one batched norm per distinct group-matrix shape,
-    or, for a map of group ids (one tensor only), the per-id norms."""
+def group_norm_sum(
+    who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor, sqrt_size: bool = True
+) -> torch.Tensor:
+    """Σ over tensors of Σ_g c_g ‖w_g‖₂ with c_g = √p_g (``sqrt_size``) or 1: one batched norm
+    per distinct group-matrix shape, or, for a map of group ids (one tensor only), the per-id norms."""
     if isinstance(groups, torch.Tensor):
         if len(tensors) != 1:
             raise RegularizerInputError(f"{who} takes a map of group ids for one tensor, got {len(tensors)} tensors")
         norms, sizes, _ = group_map_norms(tensors[0], check_group_map(who, tensors[0], groups))
-        return (sizes.sqrt() * norms).sum()
+        return ((sizes.sqrt() * norms) if sqrt_size else norms).sum()
     mats = [group_rows(who, w, groups) for w in tensors]
-    return sum_terms(
-        [math.sqrt(b.shape[-1]) * torch.linalg.vector_norm(b, dim=-1).sum() for b in stack_by_shape(mats)]
-    )
+    return sum_terms([
+        (math.sqrt(b.shape[-1]) if sqrt_size else 1.0) * torch.linalg.vector_norm(b, dim=-1).sum()
+        for b in stack_by_shape(mats)
+    ])
 
 
-def group_prox_(who: str, w: torch.Tensor, groups: str, threshold: float) -> None:
-    """In place: group soft thresholding of ``w`` at ``threshold·√p_g`` per group (named groupings)."""
+def group_prox_(who: str, w: torch.Tensor, groups: str, threshold: float, sqrt_size: bool = True) -> None:
+    """In place: group soft thresholding of ``w`` at ``threshold·c_g`` per group (named groupings),
+    c_g = √p_g (``sqrt_size``) or 1."""
     if isinstance(groups, torch.Tensor):
         raise RegularizerInputError(f"{who}: mode='prox' supports groups='out' or 'in', not a map of group ids")
     rows = group_rows(who, w, groups)
-    shrunk = group_soft_threshold(rows, threshold * math.sqrt(rows.shape[1]))
+    shrunk = group_soft_threshold(rows, threshold * (math.sqrt(rows.shape[1]) if sqrt_size else 1.0))
     if groups == "out":
         w.copy_(shrunk.reshape(w.shape))
     else:  # rows were (in, out·k…): undo the transpose

@@ -19,12 +19,15 @@ from typing import Any
 
 import torch
 
+from reglab.core import checks as _checks
+from reglab.core.checks import flush_checks
 from reglab.core.errors import RegularizerInputError
 
 __all__ = [
     "RegularizerInputError", "describe", "check_tensor", "check_positive", "check_probability", "check_choice",
     "check_int", "check_same_shape", "check_logits", "check_labels", "check_index", "check_num_classes", "check_table_size",
     "positive", "non_negative", "probability", "unit_interval", "one_of", "integer", "hyperparameters",
+    "flush_checks",
 ]  # fmt: skip
 
 
@@ -51,6 +54,8 @@ def check_tensor(
     ``who`` is the regularizer's name as shown to the user ("GroupLasso").
     ``finite`` checks for NaN/inf; it costs one reduction, which is negligible
     next to any penalty and is what keeps a NaN from silently poisoning a run.
+    On CPU it raises here; on an accelerator the check is queued without a
+    host sync and raised at the step's end (:mod:`reglab.core.checks`).
     """
     if not isinstance(x, torch.Tensor):
         raise RegularizerInputError(f"{who} expects a torch.Tensor as {arg}, got {describe(x)}")
@@ -72,7 +77,14 @@ def check_tensor(
             f"{who} expects a floating-point {arg}, got dtype {x.dtype}; "
             f"convert it with .float() first"
         )
-    if finite and x.is_floating_point() and not _all_finite(x):
+    if finite and x.is_floating_point() and has_data(x) and _checks.defers(x):
+        # on an accelerator: queued, read once per step (reglab.core.checks), no sync here
+        _checks.defer_check(
+            torch.isfinite(x.detach()).all(),
+            f"{who} got NaN or inf values in {arg} of shape {tuple(x.shape)}; "
+            f"refusing to return a penalty that would poison training",
+        )
+    elif finite and x.is_floating_point() and not _all_finite(x):
         bad = "NaN" if torch.isnan(x.detach()).any() else "inf"
         raise RegularizerInputError(
             f"{who} got {bad} values in {arg} of shape {tuple(x.shape)}; "

@@ -125,15 +125,20 @@ def train_loop(
     on_epoch_end: Callable[[int], None] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
     after_step: Callable[[torch.optim.Optimizer], None] | None = None,
+    procedure: dict | None = None,
+    optimizer: str = "adam",
 ) -> Timing:
     """Adam over shuffled minibatches; ``step_loss(xb, yb, idx, epoch)`` returns the loss.
 
     ``idx`` are the dataset indices of the batch (for per-sample buffers).
     ``after_step(optimizer)`` runs after each ``optimizer.step()`` (e.g.
-    ``regs.step`` for proximal updates and schedules). Only the steps are
-    timed, not the per-epoch evaluation.
+    ``regs.step`` for proximal updates and schedules). ``procedure`` is the
+    config of a training-procedure arm that replaces backward + step (see
+    :func:`optimizer_step`); ``optimizer`` is ``"adam"`` or ``"sgd"``
+    (momentum 0.9). Only the steps are timed, not the per-epoch
+    evaluation.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt, update = optimizer_step(model, procedure, lr=lr, weight_decay=weight_decay, optimizer=optimizer)
     gen = torch.Generator().manual_seed(seed + 1)
     n = x.shape[0]
     steps, wall, cpu = 0, 0.0, 0.0
@@ -146,10 +151,7 @@ def train_loop(
         w0, c0 = time.perf_counter(), time.process_time()
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
-            loss = step_loss(x[idx], y[idx], idx, epoch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            update(lambda: step_loss(x[idx], y[idx], idx, epoch))
             if after_step is not None:
                 after_step(opt)
             steps += 1
@@ -161,6 +163,67 @@ def train_loop(
             with torch.no_grad():
                 on_epoch_end(epoch)
     return Timing(wall / max(steps, 1), cpu / max(steps, 1), epoch_cpu)
+
+
+def is_procedure(arm: dict | None) -> bool:
+    """Whether an arm's config names a training procedure (SAM, AMP, gradient norm)."""
+    if arm is None:
+        return False
+    from reglab.core.registry import get
+
+    return get(arm["name"]).kind == "procedure"
+
+
+def optimizer_step(
+    model: nn.Module, procedure: dict | None, *, lr: float, weight_decay: float = 0.0, optimizer: str = "adam"
+) -> tuple[torch.optim.Optimizer, Callable[[Callable[[], torch.Tensor]], torch.Tensor]]:
+    """The task's optimizer (Adam, or SGD with momentum 0.9) and its update ``update(loss_fn)``
+    (zero grads, backward, step).
+
+    A procedure arm changes the update: an optimizer wrapper (``sam``,
+    ``amp_perturbation``) wraps the same base optimizer and is stepped with a
+    closure (forward + backward, called as often as the method needs);
+    ``gradient_norm`` writes the gradient of L + λ‖∇L‖ before the step."""
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    base = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    hyper = {"lr": lr, "weight_decay": weight_decay, **({"momentum": 0.9} if optimizer == "sgd" else {})}
+    params = list(model.parameters())
+    if procedure is None or not is_procedure(procedure):
+        opt = base(params, **hyper)
+
+        def update(loss_fn):
+            loss = loss_fn()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return opt, update
+    from reglab.core.registry import from_config, get
+
+    if get(procedure["name"]).form == "optimizer":
+        wrapped = from_config(procedure, params=params, base_optimizer=base, **hyper)
+
+        def closure_update(loss_fn):
+            def closure():
+                loss = loss_fn()
+                loss.backward()
+                return loss
+
+            return wrapped.step(closure)
+
+        return wrapped, closure_update
+    method = from_config(procedure)
+    opt = base(params, **hyper)
+
+    def penalty_update(loss_fn):
+        opt.zero_grad(set_to_none=True)
+        loss = method.backward(loss_fn, params)
+        opt.step()
+        return loss
+
+    return opt, penalty_update
 
 
 class SelectOnValidation:
@@ -278,7 +341,8 @@ def train_output_model(
     n, c = data.x_train.shape[0], data.num_classes
     torch.manual_seed(seed)
     model, _ = classifier(data)
-    reg = build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
+    procedure = arm if is_procedure(arm) else None
+    reg = None if procedure else build_output_arm(arm, num_samples=n, num_classes=c, total_epochs=epochs)
 
     def step_loss(xb, yb, idx, epoch):
         return output_loss(reg, model(xb), yb, idx)
@@ -287,7 +351,7 @@ def train_output_model(
         model, data.x_train, data.y_train, step_loss,
         epochs=epochs, batch_size=batch_size, seed=seed,
         on_epoch_end=lambda epoch: on_epoch_end(model, epoch),
-        on_epoch_start=getattr(reg, "set_epoch", None),
+        on_epoch_start=getattr(reg, "set_epoch", None), procedure=procedure,
     )  # fmt: skip
     return model, timing
 
@@ -328,3 +392,21 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
 
     opt.step(closure)
     return float(log_t.detach().exp())
+
+
+@torch.no_grad()
+def probe_accuracy(z_tr: torch.Tensor, y_tr: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor) -> float:
+    """Accuracy of a logistic-regression probe (C = 1) trained on frozen train features.
+
+    No per-feature standardization: a probe on frozen features sees them as
+    they are, so embeddings shrunk to a point (std ~1e-4) cannot be rescued
+    by rescaling noise-level differences back up."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(max_iter=300).fit(z_tr.numpy(), y_tr.numpy())
+    return float(clf.score(z_te.numpy(), y_te.numpy()))

@@ -6,7 +6,10 @@ on the validation split. The arm is
 used in its natural form: a weight regularizer is attached to every weight
 matrix (``reglab.attach``; biases excluded) and its penalty added to the
 loss; an output regularizer goes through ``_train.output_loss`` (targets,
-logit modules, penalties on logits).
+logit modules, penalties on logits); ``gaussian_noise`` perturbs the training
+inputs; a training procedure (``sam``, ``amp_perturbation``,
+``gradient_norm``) replaces the update around the same Adam
+(``_train.optimizer_step``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 
 from reglab.bench.data import load
 from reglab.bench.experiments._train import (
-    SelectOnValidation, accuracy, classifier, ece, output_loss, result, train_loop,
+    SelectOnValidation, accuracy, classifier, ece, is_procedure, output_loss, result, train_loop,
 )  # fmt: skip
 from reglab.bench.tasks import TaskResult, build_arm, task
 
@@ -35,19 +38,36 @@ def sizes_for(arm: dict | None, **sizes: int) -> dict[str, int]:
     return {k: v for k, v in sizes.items() if k in params and k not in arm}
 
 
+@torch.no_grad()
+def weight_structure(model: torch.nn.Module) -> dict[str, float]:
+    """``weight_rank99``: mean over weight matrices of the number of singular values holding 99% of
+    Σσ² (the energy rank); ``weight_near_zero``: share of weight-matrix entries with |w| < 1e-3."""
+    mats = [p.flatten(1) for name, p in model.named_parameters() if p.ndim >= 2]
+    ranks = []
+    for w in mats:
+        energy = torch.linalg.svdvals(w.double()).pow(2).cumsum(0)
+        ranks.append(float((energy < 0.99 * energy[-1]).sum() + 1))
+    entries = torch.cat([w.flatten() for w in mats])
+    return {"weight_rank99": sum(ranks) / len(ranks), "weight_near_zero": float((entries.abs() < 1e-3).float().mean())}
+
+
 @task("clean_classification", datasets=("digits", "digits_half", "mnist1d"))
 def clean_classification(
     arm: dict | None, *, seed: int, quick: bool = False, dataset: str = "digits", epochs: int = 60
 ) -> TaskResult:
     """Metrics: ``test_accuracy``, ``test_nll``, ``ece`` (15 bins) at the validation-selected
-    epoch, ``final_accuracy``. Curves: ``test_accuracy``, ``val_accuracy``, ``train_loss`` per epoch."""
+    epoch, ``final_accuracy``, and the selected weights' structure (:func:`weight_structure`). Curves: ``test_accuracy``, ``val_accuracy``, ``train_loss`` per epoch."""
     t0 = time.perf_counter()
     data = load(dataset, seed)
     n, c = data.x_train.shape[0], data.num_classes
     epochs = 5 if quick else epochs
     torch.manual_seed(seed)
     model, model_text = classifier(data)
-    reg = build_arm(arm, **sizes_for(arm, num_samples=n, num_classes=c))
+    procedure = arm if is_procedure(arm) else None
+    reg = None if procedure else build_arm(arm, **sizes_for(arm, num_samples=n, num_classes=c))
+    input_noise = reg if getattr(reg, "name", None) == "gaussian_noise" else None
+    if input_noise is not None:
+        reg = None
     regs = None
     if reg is not None and getattr(reg, "kind", None) == "weight":
         import reglab
@@ -56,7 +76,7 @@ def clean_classification(
     losses: list[float] = []
 
     def step_loss(xb, yb, idx, epoch):
-        logits = model(xb)
+        logits = model(xb if input_noise is None else input_noise(xb))
         if regs is not None:
             loss = F.cross_entropy(logits, yb) + regs.penalty()
         else:
@@ -79,7 +99,7 @@ def clean_classification(
     timing = train_loop(
         model, data.x_train, data.y_train, step_loss,
         epochs=epochs, batch_size=128, seed=seed, on_epoch_end=on_epoch_end,
-        on_epoch_start=getattr(reg, "set_epoch", None),
+        on_epoch_start=getattr(reg, "set_epoch", None), procedure=procedure,
     )  # fmt: skip
     best = selection.best_model()
     with torch.no_grad():
@@ -89,6 +109,7 @@ def clean_classification(
         "test_nll": float(F.cross_entropy(logits, data.y_test)),
         "ece": ece(logits.softmax(dim=1), data.y_test),
         "final_accuracy": acc_curve[-1],
+        **weight_structure(best),
     }
     curves = {"test_accuracy": acc_curve, "val_accuracy": val_curve, "train_loss": loss_curve}
     setup = {

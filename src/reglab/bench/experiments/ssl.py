@@ -15,10 +15,35 @@ logistic-regression probe trained on frozen train-split embeddings. Every
 run also reports the probe accuracy of the same encoder before training
 (``untrained_probe_accuracy``) and of the raw pixels
 (``raw_probe_accuracy``): the baselines an SSL claim must beat.
+
+Task arguments for single-view arms: ``bind`` is where the arm is bound,
+``"hidden"`` (the 256-unit ReLU layer, default) or ``"output"`` (the 32-d
+embedding that is probed, as DINOv2 puts KoLeo on the backbone output);
+``base`` is the loss it is added to, ``"invariance"`` (default) or
+``"vicreg"`` (the full VICReg loss, to test a regularizer added to a working
+SSL loss). With ``arm=None`` the run trains ``base`` alone.
+
+Spread and retrieval metrics, on the L2-normalized test embeddings
+x_i = z_i/‖z_i‖ (:func:`_spread_metrics`):
+
+* ``nn_distance``: mean over test rows of min_{j≠i} ‖x_i − x_j‖ (the
+  distance KoLeo maximizes), higher = more spread;
+* ``uniformity``: Wang & Isola's log mean_{i<j} exp(−2‖x_i − x_j‖²),
+  lower = more uniform on the sphere;
+* ``recall_float``: recall@1 of the same class: the share of test queries
+  whose nearest train embedding (L2 on normalized vectors, the train split
+  as database) has the query's class;
+* ``recall_sq8``: the same with the database stored in 8 bits per
+  dimension: per dimension, min and max over the normalized train
+  embeddings, codes round(255·(x − min)/(max − min)) clamped to [0, 255],
+  decoded to min + code·(max − min)/255; the queries stay in float
+  (asymmetric distance, as a faiss ``IndexScalarQuantizer`` QT_8bit
+  searches).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -27,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reglab.bench.data import augment_digits, load
+from reglab.bench.experiments._train import probe_accuracy
 from reglab.bench.tasks import TaskResult, build_arm, task
 
 __all__ = ["ssl_collapse"]
@@ -35,6 +61,9 @@ __all__ = ["ssl_collapse"]
 def _encoder() -> nn.Sequential:
     return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 32))
 
+
+#: Where a single-view arm is bound (``bind``): the hidden ReLU layer or the embedding.
+_BIND = {"hidden": "1", "output": "2"}
 
 #: A principal direction whose standard deviation is below this counts as
 #: collapsed (the catalog's collapse criterion, std < 1e-2).
@@ -67,19 +96,40 @@ def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def _probe_accuracy(z_tr: torch.Tensor, y_tr: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor) -> float:
-    # No per-feature standardization: a probe on frozen features sees them as
-    # they are, so embeddings shrunk to a point (std ~1e-4) cannot be rescued
-    # by rescaling noise-level differences back up.
-    import warnings
+def _nearest_other(x: torch.Tensor) -> torch.Tensor:
+    """For each row, the distance to its nearest other row."""
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    return d.min(dim=1).values
 
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = LogisticRegression(max_iter=300).fit(z_tr.numpy(), y_tr.numpy())
-    return float(clf.score(z_te.numpy(), y_te.numpy()))
+def _sq8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Encode to 8 bits per dimension on [lo, hi] and decode (see the module docstring)."""
+    scale = (hi - lo).clamp_min(1e-12)
+    codes = torch.round((x - lo) / scale * 255.0).clamp(0.0, 255.0)
+    return lo + codes * scale / 255.0
+
+
+def _recall_at_1(queries: torch.Tensor, y_q: torch.Tensor, database: torch.Tensor, y_db: torch.Tensor) -> float:
+    nearest = torch.cdist(queries, database).argmin(dim=1)
+    return float((y_db[nearest] == y_q).double().mean())
+
+
+def _spread_metrics(
+    z_tr: torch.Tensor, y_tr: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor
+) -> dict[str, float]:
+    """nn_distance, uniformity, recall_float and recall_sq8 (defined in the module docstring)."""
+    x_tr = F.normalize(z_tr.double(), dim=1)
+    x_te = F.normalize(z_te.double(), dim=1)
+    iu = torch.triu_indices(x_te.shape[0], x_te.shape[0], offset=1)
+    sq = torch.cdist(x_te, x_te).pow(2)[iu[0], iu[1]]
+    db = _sq8(x_tr, x_tr.amin(dim=0), x_tr.amax(dim=0))
+    return {
+        "nn_distance": float(_nearest_other(x_te).mean()),
+        "uniformity": float(torch.logsumexp(-2.0 * sq, dim=0) - math.log(sq.numel())),
+        "recall_float": _recall_at_1(x_te, y_te, x_tr, y_tr),
+        "recall_sq8": _recall_at_1(x_te, y_te, db, y_tr),
+    }
 
 
 @task("ssl_collapse", datasets=("digits", "digits_half"))  # the views shift 8×8 images
@@ -92,7 +142,13 @@ def ssl_collapse(
     epochs: int = 100,
     batch_size: int = 128,
     lr: float = 1e-3,
+    bind: str = "hidden",
+    base: str = "invariance",
 ) -> TaskResult:
+    if bind not in _BIND:
+        raise ValueError(f"ssl_collapse: bind must be one of {sorted(_BIND)}, got {bind!r}")
+    if base not in ("invariance", "vicreg"):
+        raise ValueError(f"ssl_collapse: base must be 'invariance' or 'vicreg', got {base!r}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     data = load(dataset, seed)
@@ -107,7 +163,8 @@ def ssl_collapse(
         from reglab import attach
 
         # single-view arm: regularize the hidden layer's activations, next to the invariance term
-        regs = attach(model, reg.on(activations="1"))
+        regs = attach(model, reg.on(activations=_BIND[bind]))
+    base_loss = build_arm({"name": "vicreg"}) if base == "vicreg" else None
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     epochs = 6 if quick else epochs
     n = data.x_train.shape[0]
@@ -123,7 +180,7 @@ def ssl_collapse(
             z1 = model(augment_digits(x, gen))
             z2 = model(augment_digits(x, gen))
             if reg is None or regs is not None:
-                loss = F.mse_loss(z1, z2)
+                loss = F.mse_loss(z1, z2) if base_loss is None else base_loss(z1, z2)
                 if regs is not None:
                     loss = loss + regs.penalty()
             else:
@@ -141,10 +198,11 @@ def ssl_collapse(
     metrics = {
         "effective_rank": _rank(z_te),
         "collapsed_dims": float((z_te.std(dim=0) < COLLAPSE_STD).sum()),
-        "linear_probe_accuracy": _probe_accuracy(z_tr, data.y_train, z_te, data.y_test),
-        "untrained_probe_accuracy": _probe_accuracy(untrained[0], data.y_train, untrained[1], data.y_test),
+        "linear_probe_accuracy": probe_accuracy(z_tr, data.y_train, z_te, data.y_test),
+        "untrained_probe_accuracy": probe_accuracy(untrained[0], data.y_train, untrained[1], data.y_test),
         "untrained_effective_rank": _rank(untrained[1]),
-        "raw_probe_accuracy": _probe_accuracy(data.x_train, data.y_train, data.x_test, data.y_test),
+        "raw_probe_accuracy": probe_accuracy(data.x_train, data.y_train, data.x_test, data.y_test),
+        **_spread_metrics(z_tr, data.y_train, z_te, data.y_test),
     }
     setup = {
         "data": f"{data.describe()}; two views per image: ±1-pixel shift + Gaussian pixel noise (σ 0.1)",
@@ -152,6 +210,8 @@ def ssl_collapse(
         "training": f"Adam lr {lr:g}, batch {batch_size} (full batches only), {epochs} epochs",
         "selection": "last epoch (fixed schedule); the validation split is not used",
     }
+    if bind != "hidden" or base != "invariance":
+        setup["loss"] = f"{base} loss" + (f" + the arm on the {bind} layer" if regs is not None else "")
     return TaskResult(
         metrics=metrics,
         curves={"effective_rank": ranks, "cpu_seconds": epoch_cpu},

@@ -30,7 +30,7 @@ def sts_task(
     data: str | None = None,
     **task_args: Any,
 ) -> TaskResult:
-    """Mean Spearman (and Pearson) over the STS files for one arm.
+    """Mean Spearman (and Pearson) over the STS files for one arm, and per file (``units``).
 
     Deterministic: ``seed`` is accepted for the lab's protocol but nothing is
     random. ``quick`` uses the first 200 pairs of each file. Raises
@@ -57,10 +57,27 @@ def sts_task(
         raise RuntimeError(f"arm {arm!r} failed with encoder {encoder!r}: {report.failed['arm']}")
     if "arm" not in report.scores:
         raise TaskUnavailable(f"arm {arm!r} cannot run with encoder {encoder!r}: {report.skipped.get('arm')}")
+    def unit(f: str) -> str:
+        path = Path(f)
+        return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+    scores = report.scores["arm"]
     return TaskResult(
         metrics={
             "mean_spearman": report.mean("arm", "spearman"),
             "mean_pearson": report.mean("arm", "pearson"),
         },
+        units={
+            "spearman": {unit(f): scores[f][0] for f in report.files},
+            "pearson": {unit(f): scores[f][1] for f in report.files},
+        },
         seconds=time.perf_counter() - t0,
+        setup={
+            "data": f"STS files under {root.name}/ ({len(report.files)} files; the distinct sentences of all of "
+            "them are the pool a transform is fitted on)",
+            "model": f"encoder {encoder!r}; cosine similarity of the (transformed) embeddings",
+            "training": "none: the transform is fitted post hoc on the evaluation pool (transductive, as in "
+            "BERT-whitening)",
+            "selection": "none; claims pair the arms file by file (paired_over='units')",
+        },
     )

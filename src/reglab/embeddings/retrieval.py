@@ -1,0 +1,490 @@
+"""Retrieval compression benchmark behind ``reglab retrieval``: recall, bytes and speed.
+
+For a database X (n, d) and queries Q (m, d) it compares compressed indexes
+with exact search:
+
+* **ground truth**: exact float32 inner-product top-k of the raw vectors
+  (both sides L2-normalized first, so it is cosine search). recall@k is
+  |top-k of the method ∩ exact top-k| / k, averaged over queries: agreement
+  with exact search, not relevance;
+* **hit@k**: when a relevant item is known per query (STS: the paired
+  sentence), the fraction of queries whose relevant item is in the method's
+  top-k (the exact row gives the ceiling);
+* **bytes/vector**: exactly what each index stores per vector (LVQ: packed
+  codes + two float16; faiss: ``sa_code_size()``); per-index constants
+  (means, matrices, codebooks) are not counted;
+* **queries/s**: the query set divided by the CPU time (``time.process_time``)
+  of scoring and selecting the top-k for every query, BLAS and faiss limited
+  to one thread. This is an exhaustive numpy/faiss scan, so it measures the
+  arithmetic of each code, not the graph search and SIMD kernels of SVS
+  (where LVQ's memory-bandwidth savings pay off).
+
+Methods (the issue's list): raw float32; LVQ-4, LVQ-4×4, LVQ-8
+(:class:`~reglab.embeddings.lvq.LVQ`; the two-level code scored with both
+levels over every vector: an exhaustive scan has no candidate list to
+re-rank); LeanVec-ID and -OOD at d/2 and d/4
+(:class:`~reglab.embeddings.leanvec.LeanVec`, its reduced vectors stored as
+LVQ-8, SVS's usual primary; no re-ranking with full vectors, which would cost
+a second copy); whitening (+ normalization) then LVQ-8, at d and d/2; faiss
+``IndexScalarQuantizer`` SQ8 and SQ4 and ``IndexPQ`` (8-bit codes) at the
+bytes of LVQ-4 and of the d/4 LeanVec rows (``pip install faiss-cpu``, the
+``reglab[faiss]`` extra; skipped with that message when absent).
+
+STS data (:func:`sts_retrieval_set`): the corpus is the distinct sentences of
+the files; each pair with gold score ≥ 4 (of 5) gives a query (its sentence1)
+whose relevant item is its sentence2; the query's own sentence is excluded from
+its results. LeanVec-OOD is fitted on the sentence1s of the pairs scored
+below 4 (held out from the evaluated queries).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reglab.core import RegularizerInputError
+
+__all__ = [
+    "FAISS_MISSING",
+    "RetrievalReport",
+    "RetrievalRow",
+    "default_methods",
+    "evaluate_retrieval",
+    "format_table",
+    "plot_recall_vs_bytes",
+    "sts_retrieval_set",
+]
+
+FAISS_MISSING = "skipped: pip install faiss-cpu"
+#: gold score (of 5) from which an STS pair counts as a query with a relevant item
+MIN_SCORE = 4.0
+_QUERY_CHUNK = 256
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class RetrievalSet:
+    """Sentences of a corpus, the corpus index of each query, its relevant item, and an OOD fit sample."""
+
+    sentences: list[str]
+    queries: np.ndarray  # (m,) corpus ids of the query sentences
+    relevant: np.ndarray  # (m,) corpus ids of their relevant sentences
+    fit_queries: np.ndarray  # corpus ids of held-out query-side sentences (LeanVec-OOD)
+    n_files: int = 0
+
+
+def sts_retrieval_set(paths: Iterable[str | Path], min_score: float = MIN_SCORE, limit: int | None = None) -> RetrievalSet:
+    """Corpus = distinct sentences of the STS files; queries = sentence1 of the pairs scored ≥ ``min_score``
+    (each sentence once, pairs with two identical sentences skipped), relevant = their sentence2;
+    OOD fit sample = the other sentence1s (pairs scored below ``min_score``)."""
+    from reglab.embeddings.sts import find_sts_files, read_sts_file
+
+    files = find_sts_files(paths)
+    if not files:
+        raise FileNotFoundError("no STS files (*.tsv) found")
+    ids: dict[str, int] = {}
+    queries: dict[int, int] = {}
+    low: list[int] = []
+    for f in files:
+        for score, s1, s2 in read_sts_file(f, limit=limit):
+            a = ids.setdefault(s1, len(ids))
+            b = ids.setdefault(s2, len(ids))
+            if score >= min_score and a != b:
+                queries.setdefault(a, b)
+            elif score < min_score:
+                low.append(a)
+    fit = np.array(sorted(set(low) - set(queries)), dtype=np.int64)
+    q = np.fromiter(queries.keys(), dtype=np.int64, count=len(queries))
+    r = np.fromiter(queries.values(), dtype=np.int64, count=len(queries))
+    if len(q) == 0:
+        raise ValueError(f"no STS pair with score ≥ {min_score} in {len(files)} file(s)")
+    return RetrievalSet(list(ids), q, r, fit, len(files))
+
+
+# ---------------------------------------------------------------------------
+# search helpers
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1)
+
+
+def _topk(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+    """Row-wise ids of the k largest scores (descending), skipping ``exclude[i]`` (−1: none)."""
+    if exclude is not None:
+        rows = np.flatnonzero(exclude >= 0)
+        scores[rows, exclude[rows]] = -np.inf
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _scan(score_fn: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+    out = []
+    for s in range(0, len(queries), _QUERY_CHUNK):
+        sl = slice(s, s + _QUERY_CHUNK)
+        out.append(_topk(score_fn(queries[sl]), k, None if exclude is None else exclude[sl]))
+    return np.concatenate(out)
+
+
+class _Method:
+    """One index: ``fit(db, fit_queries)`` then ``search(queries, k, exclude) -> ids``."""
+
+    label = ""
+    bytes_per_vector: int = 0
+    group = ""
+    skipped: str | None = None
+
+    def fit(self, db: np.ndarray, fit_queries: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Raw(_Method):
+    label, group = "float32 (exact)", "float32"
+
+    def fit(self, db, fit_queries):
+        self.db = db
+        self.bytes_per_vector = 4 * db.shape[1]
+
+    def search(self, queries, k, exclude):
+        return _scan(lambda q: q @ self.db.T, queries, k, exclude)
+
+
+class _LVQ(_Method):
+    group = "LVQ"
+
+    def __init__(self, bits: int, residual_bits: int = 0, pre: Callable[[int], list] | None = None, label: str = ""):
+        self.bits, self.residual_bits, self.pre = bits, residual_bits, pre
+        self.label = label or (f"LVQ-{bits}×{residual_bits}" if residual_bits else f"LVQ-{bits}")
+
+    def fit(self, db, fit_queries):
+        from reglab.embeddings.lvq import LVQ
+
+        self.steps = []
+        if self.pre is not None:
+            from reglab.embeddings.base import Pipeline
+
+            self.steps = [Pipeline(self.pre(db.shape[1])).fit(db)]
+            db = self.steps[0].transform(db)
+        self.lvq = LVQ(self.bits, self.residual_bits).fit(db)
+        self.codes = self.lvq.encode(db)
+        self.bytes_per_vector = self.codes.bytes_per_vector
+
+    def _queries(self, q):
+        for s in self.steps:
+            q = s.transform(q)
+        return q
+
+    def search(self, queries, k, exclude):
+        return _scan(lambda q: self.lvq.inner_product(self._queries(q), self.codes), queries, k, exclude)
+
+
+class _LeanVec(_Method):
+    group = "LeanVec"
+
+    def __init__(self, mode: str, divisor: int):
+        self.mode, self.divisor = mode, divisor
+        self.label = f"LeanVec-{mode.upper()} d/{divisor} + LVQ-8"
+
+    def fit(self, db, fit_queries):
+        from reglab.embeddings.leanvec import LeanVec
+        from reglab.embeddings.lvq import LVQ
+
+        k = max(1, db.shape[1] // self.divisor)
+        self.lv = LeanVec(k, mode=self.mode)
+        if self.mode == "ood":
+            if fit_queries is None or len(fit_queries) < 2:
+                raise _Skip("skipped: LeanVec-OOD needs a held-out query sample (--fit-queries)")
+            self.lv.fit(db, queries=fit_queries)
+        else:
+            self.lv.fit(db)
+        z = self.lv.transform(db)
+        self.lvq = LVQ(8).fit(z)
+        self.codes = self.lvq.encode(z)
+        self.bytes_per_vector = self.codes.bytes_per_vector
+
+    def search(self, queries, k, exclude):
+        return _scan(lambda q: self.lvq.inner_product(self.lv.transform_queries(q), self.codes), queries, k, exclude)
+
+
+class _Skip(Exception):
+    pass
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+class _Faiss(_Method):
+    group = "faiss"
+
+    def __init__(self, kind: str, arg: int = 0, label: str = ""):
+        self.kind, self.arg, self.label = kind, arg, label
+
+    def fit(self, db, fit_queries):
+        faiss = _faiss()
+        if faiss is None:
+            raise _Skip(FAISS_MISSING)
+        faiss.omp_set_num_threads(1)
+        d = db.shape[1]
+        if self.kind == "pq":
+            m = self.arg
+            if d % m:
+                raise _Skip(f"skipped: PQ needs M dividing d={d}, got M={m}")
+            if len(db) < 1000:
+                raise _Skip(f"skipped: PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
+            index = faiss.IndexPQ(d, m, 8, faiss.METRIC_INNER_PRODUCT)
+            index.pq.cp.min_points_per_centroid = 1  # only silences faiss's "provide ≥ 39·256 points" warning
+        else:
+            qt = {"sq8": faiss.ScalarQuantizer.QT_8bit, "sq4": faiss.ScalarQuantizer.QT_4bit}[self.kind]
+            index = faiss.IndexScalarQuantizer(d, qt, faiss.METRIC_INNER_PRODUCT)
+        index.train(db)
+        index.add(db)
+        self.index = index
+        self.bytes_per_vector = int(index.sa_code_size())
+
+    def search(self, queries, k, exclude):
+        extra = 0 if exclude is None else 1
+        _, ids = self.index.search(np.ascontiguousarray(queries), min(k + extra, self.index.ntotal))
+        if exclude is None:
+            return ids[:, :k]
+        keep = ids != exclude[:, None]
+        # drop the excluded id where present, else the last one; order is kept
+        keep[np.arange(len(ids)), np.where(keep.all(axis=1), ids.shape[1] - 1, np.argmin(keep, axis=1))] = False
+        return ids[keep].reshape(len(ids), -1)[:, :k]
+
+
+def _pq_m(d: int, target_bytes: int) -> int:
+    """The largest divisor of d not above ``target_bytes`` (PQ with 8-bit codes stores M bytes)."""
+    return max(m for m in range(1, d + 1) if d % m == 0 and m <= max(1, target_bytes))
+
+
+def default_methods(d: int) -> list[_Method]:
+    """The issue's comparison, in table order."""
+    from reglab.embeddings.classic import Normalize
+    from reglab.embeddings.lvq import bytes_per_vector
+    from reglab.embeddings.whitening import Whitening
+
+    half = max(1, d // 2)
+    return [
+        _Raw(),
+        _LVQ(8),
+        _LVQ(4, 4),
+        _LVQ(4),
+        _LeanVec("id", 2),
+        _LeanVec("ood", 2),
+        _LeanVec("id", 4),
+        _LeanVec("ood", 4),
+        _LVQ(8, pre=lambda d: [Whitening(eps=1e-8), Normalize()], label="whitening + LVQ-8"),
+        _LVQ(8, pre=lambda d: [Whitening(k=half), Normalize()], label="whitening d/2 + LVQ-8"),
+        _Faiss("sq8", label="faiss SQ8"),
+        _Faiss("sq4", label="faiss SQ4"),
+        _Faiss("pq", _pq_m(d, bytes_per_vector(d, 4)), label=f"faiss PQ{_pq_m(d, bytes_per_vector(d, 4))}×8"),
+        _Faiss("pq", _pq_m(d, bytes_per_vector(max(1, d // 4), 8)), label=f"faiss PQ{_pq_m(d, bytes_per_vector(max(1, d // 4), 8))}×8"),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class RetrievalRow:
+    method: str
+    group: str
+    bytes_per_vector: int | None = None
+    recall: dict[int, float] = field(default_factory=dict)
+    hit: dict[int, float] = field(default_factory=dict)
+    queries_per_s: float | None = None
+    note: str = ""
+
+
+@dataclass
+class RetrievalReport:
+    rows: list[RetrievalRow]
+    n_database: int
+    n_queries: int
+    dim: int
+    ks: tuple[int, ...]
+    has_relevant: bool
+    source: str = ""
+
+
+def _as_array(who: str, x: Any, arg: str) -> np.ndarray:
+    from reglab.embeddings.base import as_matrix, check_finite_rows
+
+    a, _ = as_matrix(who, x, arg=arg)
+    check_finite_rows(who, a, arg=arg)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def evaluate_retrieval(
+    database: Any,
+    queries: Any,
+    relevant: Any = None,
+    *,
+    exclude: Any = None,
+    fit_queries: Any = None,
+    methods: Sequence[_Method] | None = None,
+    ks: Sequence[int] = (1, 10, 100),
+    source: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> RetrievalReport:
+    """Recall@k against exact float32 inner-product search, hit@k of ``relevant`` (one database id per
+    query, −1 for none), bytes/vector and CPU queries/s for each method (:func:`default_methods`).
+
+    Both sides are L2-normalized first (cosine). ``exclude``: one database id per query to leave out
+    of its results (−1: none), e.g. the query's own entry. ``fit_queries``: a held-out query sample for
+    LeanVec-OOD (its rows are skipped without one)."""
+    who = "reglab retrieval"
+    db = _normalize(_as_array(who, database, "database vectors"))
+    q = _normalize(_as_array(who, queries, "query vectors"))
+    n, d = db.shape
+    if q.shape[1] != d:
+        raise RegularizerInputError(f"{who}: queries have dimension {q.shape[1]}, the database {d}")
+    fq = None if fit_queries is None else _normalize(_as_array(who, fit_queries, "fit queries"))
+    if fq is not None and fq.shape[1] != d:
+        raise RegularizerInputError(f"{who}: fit queries have dimension {fq.shape[1]}, the database {d}")
+
+    def ids(x: Any, arg: str) -> np.ndarray | None:
+        if x is None:
+            return None
+        a = np.asarray(x)
+        if a.shape != (len(q),) or not np.issubdtype(a.dtype, np.integer) or a.min() < -1 or a.max() >= n:
+            raise RegularizerInputError(
+                f"{who} expects {arg} as {len(q)} integer database ids in [-1, {n}) (one per query), "
+                f"got shape {a.shape} and dtype {a.dtype}"
+            )
+        return a.astype(np.int64)
+
+    rel, exc = ids(relevant, "relevant"), ids(exclude, "exclude")
+    ks = tuple(sorted({min(int(k), n - (exc is not None)) for k in ks if k >= 1}))
+    kmax = ks[-1]
+    methods = list(default_methods(d) if methods is None else methods)
+    from threadpoolctl import threadpool_limits
+
+    rows: list[RetrievalRow] = []
+    exact = None
+    with threadpool_limits(1):
+        for m in methods:
+            row = RetrievalRow(m.label, m.group)
+            rows.append(row)
+            if progress:
+                progress(f"{m.label} ...")
+            try:
+                m.fit(db, fq)
+            except _Skip as err:
+                row.note = str(err)
+                continue
+            t0 = time.process_time()
+            got = m.search(q, kmax, exc)
+            elapsed = time.process_time() - t0
+            if exact is None:  # the first method is the exact float32 scan
+                if not isinstance(m, _Raw):
+                    raise ValueError("the first method must be the exact float32 scan (the ground truth)")
+                exact = got
+            row.bytes_per_vector = m.bytes_per_vector
+            row.queries_per_s = len(q) / elapsed if elapsed > 0 else float("inf")
+            for k in ks:
+                row.recall[k] = _recall(got[:, :k], exact[:, :k])
+                if rel is not None:
+                    row.hit[k] = _hit(got[:, :k], rel)
+    return RetrievalReport(rows, n, len(q), d, ks, rel is not None, source)
+
+
+def _recall(got: np.ndarray, exact: np.ndarray) -> float:
+    k = exact.shape[1]
+    return float(np.mean([len(np.intersect1d(a, b, assume_unique=True)) / k for a, b in zip(got, exact)]))
+
+
+def _hit(got: np.ndarray, relevant: np.ndarray) -> float:
+    has = relevant >= 0
+    if not has.any():
+        return float("nan")
+    return float((got[has] == relevant[has, None]).any(axis=1).mean())
+
+
+# ---------------------------------------------------------------------------
+# output
+
+
+def format_table(report: RetrievalReport) -> str:
+    """The markdown table: one row per method."""
+    raw = 4 * report.dim
+    head = ["method", "bytes/vector", "compression"] + [f"recall@{k}" for k in report.ks]
+    if report.has_relevant:
+        head += [f"hit@{k}" for k in report.ks if k <= 10]
+    head += ["queries/s (1 CPU thread)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report.rows:
+        if r.note:
+            cells = [r.method, r.note] + [""] * (len(head) - 2)
+        else:
+            cells = [r.method, str(r.bytes_per_vector), f"{raw / r.bytes_per_vector:.1f}×"]
+            cells += [f"{r.recall[k]:.3f}" for k in report.ks]
+            if report.has_relevant:
+                cells += [f"{r.hit[k]:.3f}" for k in report.ks if k <= 10]
+            cells += [f"{r.queries_per_s:,.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_recall_vs_bytes(report: RetrievalReport, path: str | Path, k: int = 10) -> Path:
+    """recall@k against bytes/vector (log scale), one marker per method, grouped by family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = min(report.ks, key=lambda kk: abs(kk - k))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    markers = {"float32": "*", "LVQ": "o", "LeanVec": "s", "faiss": "^"}
+    for r in report.rows:
+        if r.note:
+            continue
+        ax.scatter(r.bytes_per_vector, r.recall[k], marker=markers.get(r.group, "o"), s=60, label=r.method)
+        ax.annotate(r.method, (r.bytes_per_vector, r.recall[k]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per vector (log scale)")
+    ax.set_ylabel(f"recall@{k} vs exact float32 search")
+    ax.set_title(f"{report.source or 'retrieval'}: n={report.n_database}, d={report.dim}, {report.n_queries} queries", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def describe(report: RetrievalReport) -> str:
+    """The protocol in two sentences (printed above the table)."""
+    parts = [
+        f"{report.n_queries} queries against {report.n_database} vectors of dimension {report.dim} ({report.source})."
+        if report.source else f"{report.n_queries} queries against {report.n_database} vectors of dimension {report.dim}.",
+        "recall@k: overlap with the exact float32 cosine top-k; bytes/vector: per-vector storage only "
+        "(LVQ: packed codes + two float16); queries/s: CPU time (time.process_time) of an exhaustive scan "
+        "of the whole query set, BLAS and faiss on one thread.",
+    ]
+    if report.has_relevant:
+        parts.append("hit@k: the query's relevant item (its STS pair, gold score ≥ 4 of 5) is in the top-k.")
+    return " ".join(parts)
+

@@ -1,0 +1,88 @@
+"""No per-step host sync on accelerators: finite checks are queued and read once per step.
+
+There is no GPU here: ``reglab.core.checks.defers`` decides, per tensor, whether a check is
+queued (any device but the CPU); the tests make it say yes for CPU tensors and forbid every
+host read (``Tensor.__bool__``, ``.item()``, ``.tolist()``) during the step, so a sync would fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+import reglab
+from reglab.core import checks
+
+
+@pytest.fixture
+def accelerator(monkeypatch):
+    """Pretend every tensor lives on an accelerator; start and end with an empty queue."""
+    monkeypatch.setattr(checks, "defers", lambda x: True)
+    checks._pending.clear()
+    yield
+    checks._pending.clear()
+
+
+@contextlib.contextmanager
+def no_host_sync(monkeypatch):
+    def sync(self, *a, **k):
+        raise AssertionError("host sync during the step")
+
+    with monkeypatch.context() as m:
+        for name in ("__bool__", "item", "tolist", "__float__", "__int__"):
+            m.setattr(torch.Tensor, name, sync)
+        yield
+
+
+WEIGHT_NAMES = ["l1", "l2", "elastic_net", "group_lasso", "sparse_group_lasso", "soft_orthogonality", "norm_loss",
+                "spectral_norm", "srip"]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["penalty", "grad"])
+@pytest.mark.parametrize("name", WEIGHT_NAMES)
+def test_a_training_step_reads_nothing_back(accelerator, monkeypatch, name, mode):
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    regs = reglab.attach(model, reglab.create(name).on(mode=mode))
+    loss_fn = nn.MSELoss()
+    x, y = torch.randn(4, 6), torch.randn(4, 3)
+    with no_host_sync(monkeypatch):
+        with pytest.raises(AssertionError, match="host sync"):
+            bool(torch.ones(()))  # the guard works
+        loss = loss_fn(model(x), y) + regs.penalty()
+        loss.backward()
+        regs.add_grads()
+    assert checks.pending_checks() >= 1
+    regs.step()  # the one read, here
+    assert checks.pending_checks() == 0
+
+
+def test_nan_weight_raises_at_the_step_naming_the_regularizer(accelerator):
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    regs = reglab.attach(model, reglab.create("group_lasso"))
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    regs.penalty()  # no error yet: nothing was read
+    with pytest.raises(reglab.RegularizerInputError, match=r"group_lasso.*non-finite.*checked at the step's end"):
+        regs.step()
+    assert checks.pending_checks() == 0
+
+
+def test_queue_flushes_itself_without_a_regularizer_set(accelerator, monkeypatch):
+    monkeypatch.setattr(checks, "FLUSH_EVERY", 3)
+    reg = reglab.L2()
+    reg(torch.randn(3, 3))
+    reg(torch.randn(3, 3))
+    assert checks.pending_checks() == 2
+    with pytest.raises(reglab.RegularizerInputError, match="l2"):
+        reg(torch.full((3, 3), float("nan")))
+    assert checks.pending_checks() == 0
+
+
+def test_cpu_still_raises_at_the_call():
+    assert not checks.defers(torch.ones(1))
+    with pytest.raises(reglab.RegularizerInputError, match="l2"):
+        reglab.L2()(torch.full((3, 3), float("nan")))
+    assert checks.pending_checks() == 0
