@@ -254,6 +254,22 @@ def test_evaluate_judges_each_dataset_against_every_baseline_with_holm():
     assert holds[0][1].startswith("no (digits: not reproduced; mnist1d: no effect")
 
 
+def test_holm_family_is_the_claim_so_other_claims_never_change_a_verdict():
+    seeds = range(10)
+    rng = np.random.default_rng(3)
+    noise = {(ds, s): rng.normal(0, 0.002) for ds in ("digits", "mnist1d") for s in seeds}
+    refs = [ClaimRef(name, _claim(task_args={"noise": 0.1 * (i + 1)}), "", i) for i, name in
+            enumerate(["elr", "pskd", "logit_clip", "sam", "cutout", "vicreg", "l2", "l1"])]  # fmt: skip
+    records = {}
+    for ref in refs:
+        records.update(_store_for(ref, seeds, lambda ds, s: 0.85 + noise[ds, s], [lambda ds, s: 0.80] * 2))
+    alone = evaluate(refs[:1], records, list(seeds), False)
+    together = evaluate(refs, records, list(seeds), False)
+    assert [o.verdict for o in alone] == [REPRODUCED, REPRODUCED]  # 4 comparisons: 4 × 2⁻¹⁰ < 0.05
+    assert [o.verdict for o in together[:2]] == [o.verdict for o in alone]
+    assert [c.result.p_adjusted for c in together[0].comparisons] == [c.result.p_adjusted for c in alone[0].comparisons]
+
+
 def test_evaluate_drops_unpaired_seeds_and_baseline_metric_override():
     claim = _claim(baselines=(Baseline("temperature scaled", metric="ece_ts"),), datasets=("digits",), metric="ece",
                    direction="lower")  # fmt: skip

@@ -236,7 +236,7 @@ def write_report(
     method = [
         "Each comparison pairs, seed by seed, the regularized arm with one baseline trained on the same split "
         "(train / validation / test drawn by the seed), from the same initialization and batch order. "
-        f"Statistics: {TEST_NAME} ({n_cmp} comparisons in this report, α = {ALPHA}).",
+        f"Statistics: {TEST_NAME} ({n_cmp} comparisons in this report, α = {ALPHA} per claim).",
         f"Verdict rule: {RULE}",
         "A claim holds on a dataset when it is reproduced against every baseline listed; the summary shows "
         "the weakest verdict among them. wins = seeds where the regularized arm was better; P(better) = "

@@ -257,7 +257,7 @@ def _ratio(a: Any, b: Any) -> float:
 def evaluate(
     refs: Iterable[ClaimRef], records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool
 ) -> list[ClaimOutcome]:
-    """Verdicts of every claim on every dataset from stored records, Holm-corrected together.
+    """Verdicts of every claim on every dataset from stored records, Holm-corrected within each claim.
 
     A seed enters a comparison only when both of its runs are stored; a
     metric missing from a run counts as not finite (inconclusive).
@@ -288,11 +288,16 @@ def evaluate(
                 else:
                     result = paired_comparison(arm_vals, base_vals, c.direction, kind=c.kind, min_effect=c.min_effect)
                 pending.append((ref, dataset, baseline, result, tuple(used), _quartiles(ratios)))
-    # Holm over every decidable comparison of the report (a claim without δ is not tested).
-    testable = [i for i, p in enumerate(pending) if p[0].claim.min_effect is not None]
+    # Holm within each claim, over its datasets and baselines (a claim without δ is not tested): the
+    # family is the claim, so a verdict never depends on which other claims share the report.
     adjusted = [p[3] for p in pending]
-    for i, res in zip(testable, holm_adjust([pending[i][3] for i in testable])):
-        adjusted[i] = res
+    families: dict[str, list[int]] = {}
+    for i, p in enumerate(pending):
+        if p[0].claim.min_effect is not None:
+            families.setdefault(p[0].id, []).append(i)
+    for members in families.values():
+        for i, res in zip(members, holm_adjust([pending[i][3] for i in members])):
+            adjusted[i] = res
     comparisons = [
         Comparison(ref, ds, b, res, used, ov) for (ref, ds, b, _, used, ov), res in zip(pending, adjusted)
     ]

@@ -71,13 +71,14 @@ KINDS = (SUPERIORITY, NON_INFERIORITY)
 DIRECTIONS = ("higher", "lower")
 ALPHA = 0.05
 TEST_NAME = (
-    "exact paired sign-flip permutation test (one-sided), BCa bootstrap 95% CI, Holm across the report's comparisons"
+    "exact paired sign-flip permutation test (one-sided), BCa bootstrap 95% CI, Holm within each claim "
+    "(across its datasets and baselines)"
 )
 
 RULE = (
     "Per seed, d = arm − baseline, signed so that positive means better in the claimed direction; "
     "[L, U] is the BCa bootstrap 95% interval of mean(d), p the one-sided exact sign-flip permutation "
-    "p-value, Holm-adjusted across the report's comparisons, and δ the smallest effect that counts. "
+    "p-value, Holm-adjusted within the claim (its datasets and baselines), and δ the smallest effect that counts. "
     "Superiority claims are reproduced if p < 0.05, L > 0 and mean(d) ≥ δ; otherwise they are "
     "'no effect' if the interval lies inside (−δ, δ), not reproduced if U < δ, and inconclusive otherwise. "
     "Non-inferiority claims (the arm is at most δ worse) are reproduced if p < 0.05 for H0: mean(d) ≤ −δ "
@@ -88,7 +89,7 @@ RULE = (
 
 RULE_LINES = (
     "d = arm − baseline per seed, positive = better as claimed; [L, U] = BCa 95% CI of mean(d); δ = min effect.",
-    "p = one-sided exact sign-flip permutation test, Holm-adjusted; under 5 seeds: always inconclusive.",
+    "p = one-sided exact sign-flip permutation test, Holm-adjusted within the claim; under 5 seeds: inconclusive.",
     "Superiority: reproduced if p < 0.05, L > 0, mean(d) ≥ δ; else no effect if −δ < L, U < δ;",
     "else not reproduced if U < δ; else inconclusive.",
     "Non-inferiority: reproduced if p < 0.05 (H0: mean(d) ≤ −δ) and L > −δ; not reproduced if U < −δ.",
