@@ -86,3 +86,28 @@ def test_cpu_still_raises_at_the_call():
     with pytest.raises(reglab.RegularizerInputError, match="l2"):
         reglab.L2()(torch.full((3, 3), float("nan")))
     assert checks.pending_checks() == 0
+
+
+@pytest.mark.parametrize("name", ["vicreg", "vcreg", "barlow_twins", "uniformity", "koleo", "flops"])
+def test_representation_penalties_read_nothing_back(accelerator, monkeypatch, name):
+    reg = reglab.create(name)
+    z1 = torch.randn(16, 8, requires_grad=True)
+    z2 = (z1.detach() + 0.1 * torch.randn(16, 8)).requires_grad_()
+    with no_host_sync(monkeypatch):
+        reg(*(z1, z2)[: reg.num_inputs]).backward()
+    assert checks.pending_checks() >= 1
+    checks.flush_checks()
+
+
+def test_representation_nan_and_float32_overflow_raise_at_the_flush(accelerator):
+    reg = reglab.create("vcreg")
+    z = torch.randn(8, 4)
+    z[0, 0] = float("nan")
+    reg(z)  # nothing read yet
+    with pytest.raises(reglab.RegularizerInputError, match=r"VCReg got NaN or inf.*checked at the step's end"):
+        checks.flush_checks()
+    reg(torch.randn(8, 4) * 1e12)
+    with pytest.raises(reglab.RegularizerInputError, match="float32 statistics overflow; pass float64"):
+        checks.flush_checks()
+    reg(torch.randn(8, 4, dtype=torch.float64) * 1e12)  # float64 input: no overflow check
+    checks.flush_checks()

@@ -19,6 +19,7 @@ from reglab.core.distributed import gather as _gather, is_distributed
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.batching import no_autocast
 from reglab.ops.linalg import gram_offdiag_sq_sum
+from reglab.core import checks as _checks
 from reglab.ops.validation import check_tensor, has_data
 
 __all__ = ["prepare_batch", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
@@ -32,10 +33,11 @@ def prepare_batch(
     Under DDP the batch is gathered *before* its values and size are checked:
     every rank then judges the same global batch and raises the same error,
     so a rank holding 0 or 1 rows (or a NaN) never leaves the others waiting
-    in a collective. One device sync reads the largest magnitude, which
-    checks finiteness and, when the statistics of a float32 batch could
-    overflow (a squared norm or covariance past 3.4e38), moves the
-    computation to float64 so finite input always gives the right value.
+    in a collective. On the CPU one read of the largest magnitude checks
+    finiteness and, when the statistics of a float32 batch could overflow (a
+    squared norm or covariance past 3.4e38), moves the computation to
+    float64 so finite input always gives the right value. On an accelerator
+    nothing is read: both checks are queued (:mod:`reglab.core.checks`).
     """
     distributed = gather and is_distributed()
     check_tensor(who, z, arg=arg, ndim=2, finite=False, nonempty=not distributed)
@@ -52,6 +54,9 @@ def prepare_batch(
         z = z.float()
     if has_data(z):
         lo, hi = torch.aminmax(z.detach())  # one pass, no |z| temporary; NaN propagates
+        if _checks.defers(z):
+            _defer_batch_checks(who, what, z, torch.maximum(-lo, hi))
+            return z
         largest = float(torch.maximum(-lo, hi))
         if not math.isfinite(largest):
             bad = "NaN" if math.isnan(largest) else "inf"
@@ -62,6 +67,26 @@ def prepare_batch(
         if z.dtype == torch.float32 and largest > _float32_safe_magnitude(z):
             z = z.double()
     return z
+
+
+def _defer_batch_checks(who: str, what: str, z: torch.Tensor, largest: torch.Tensor) -> None:
+    """On an accelerator, queue the checks instead of reading ``largest`` (no host sync per step; an
+    error names the regularizer at ``regs.step()``, at most one step late). The float64 fallback needs
+    the magnitude on the host, so a float32 batch large enough to overflow its statistics becomes a
+    queued error asking for float64 input instead."""
+    shape = tuple(z.shape)
+    _checks.defer_check(
+        torch.isfinite(largest),
+        f"{who} got NaN or inf values in {what} of shape {shape}; refusing to return a penalty that would "
+        f"poison training (checked at the step's end)",
+    )
+    if z.dtype == torch.float32:
+        safe = _float32_safe_magnitude(z)
+        _checks.defer_check(
+            largest <= safe,
+            f"{who} got {what} of shape {shape} with entries beyond {safe:.3g}, where float32 statistics "
+            f"overflow; pass float64 embeddings (on accelerators the batch's magnitude is not read every step)",
+        )
 
 
 def _float32_safe_magnitude(z: torch.Tensor) -> float:

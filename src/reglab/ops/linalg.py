@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from reglab.core import checks as _checks
+
 __all__ = [
     "flatten_rows", "power_of_two_scale", "safe_norm", "normalize_rows", "gram", "gram_diag_offdiag_sq_sum", "gram_offdiag_sq_sum", "neg_sq_dist_logsumexp", "pairwise_sq_dists", "off_diagonal", "covariance",
     "spectrum_entropy", "weighted_moments", "eigh_descending",
@@ -56,7 +58,7 @@ def _row_norms(x: torch.Tensor) -> torch.Tensor:
     squares lost below the smallest normal then weigh < d·2^-60 relative). On CPU
     one cheap check picks it; elsewhere the safe path runs, with no host sync.
     """
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.numel() > 0:
+    if not _checks.defers(x) and x.dtype in (torch.float32, torch.float64) and x.numel() > 0:
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
         lo, hi = torch.aminmax(norm.detach())
         if math.isfinite(float(hi)) and float(lo) >= (2.0**-40 if x.dtype == torch.float32 else 2.0**-480):
