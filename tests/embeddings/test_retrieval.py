@@ -127,3 +127,24 @@ def test_sts_retrieval_set(tmp_path):
     assert s.sentences == ["A cat sits.", "A cat is sitting.", "Dogs bark.", "Same.", "Another.", "Birds fly.", "Fish swim."]
     assert s.queries.tolist() == [0] and s.relevant.tolist() == [1]  # one query per sentence; identical pair skipped
     assert s.fit_queries.tolist() == [2, 5]  # sentence1 of pairs scored < 4, not an evaluated query
+
+
+def test_index_named_and_per_query_recall_for_the_lab_task():
+    import numpy as np
+
+    from reglab.embeddings.retrieval import index_named, per_query_recall
+
+    rng = np.random.default_rng(0)
+    db = rng.standard_normal((300, 16)).astype(np.float32)
+    q = db[:20] + 0.01 * rng.standard_normal((20, 16)).astype(np.float32)
+    recall, nbytes = per_query_recall(db, q, index_named("exact", 16), k=10)
+    assert recall.shape == (20,) and (recall == 1.0).all() and nbytes == 64
+    recall8, nbytes8 = per_query_recall(db, q, index_named("lvq-8", 16), k=10)
+    assert nbytes8 == 16 + 4 and recall8.mean() > 0.8  # 8-bit codes + fp16 scale and bias
+    recall1, _ = per_query_recall(db, q, index_named("lvq-1", 16), k=10)
+    assert recall1.mean() < recall8.mean()  # fewer bits keep less of the exact top 10
+    own = np.arange(20)
+    recall_ex, _ = per_query_recall(db, q, index_named("exact", 16), k=5, exclude=own)
+    assert (recall_ex == 1.0).all()
+    with pytest.raises(ValueError, match="unknown index 'pq'"):
+        index_named("pq", 16)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reglab.core import Claim, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Paper, RegularizerInputError, register
 from reglab.embeddings.base import EmbeddingTransform, as_matrix, check_finite_rows
 from reglab.ops import check_choice, check_positive, eigh_descending
 from reglab.ops.linalg import streaming_moments
@@ -105,6 +105,20 @@ class LeanVec(EmbeddingTransform):
     formula = "z_x = Bᵀx, z_q = Aᵀq;  ID: A = B = top-k PCs;  OOD: min_{‖A‖₂,‖B‖₂ ≤ 1} ‖Q A Bᵀ Xᵀ − Q Xᵀ‖²_F (Frank–Wolfe)"
     _state_keys = ("mean", "data_matrix", "query_matrix")
     claims = (
+        Claim(
+            "Reducing to d/2 with LeanVec (then LVQ-8) keeps more of exact search's top 10 than product "
+            "quantization of the same size",
+            task="retrieval", metric="recall10", direction="higher", arm={"n_components": 192}, paired_over="units", datasets=("sts",),
+            min_effect=0.005, min_effect_reason="half a point of recall@10 against exact search",
+            baselines=(
+                Baseline("faiss PQ192×8 (192 B)", task_args={"index": "faiss-pq-lvq4"},
+                         why="product quantization at the same bytes, the usual compressed index"),
+            ),
+            settings="MiniLM embeddings of the 14,563 STS sentences (d = 384 → 192, ID mode) with 2,293 STS queries "
+            "instead of the paper's large text-to-image and text datasets; no re-ranking with full vectors; "
+            "16 query folds as units",
+            source="Tepper et al. 2023 (LeanVec), Sec. 5 (accuracy at reduced footprint)",
+        ),
         Claim(
             "LeanVec-OOD keeps higher search accuracy than PCA (LeanVec-ID) at the same reduced dimension when "
             "queries are distributed unlike the database",

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reglab.core import Claim, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Paper, RegularizerInputError, register
 from reglab.embeddings.base import EmbeddingTransform, as_matrix, check_finite_rows, centered_chunks
 
 __all__ = ["LVQ", "LVQCodes", "pack_bits", "unpack_bits"]
@@ -157,6 +157,20 @@ class LVQ(EmbeddingTransform):
     formula = "x̂ = μ + Δ·c + l,  c = round((x − μ − l)/Δ),  l = min(x − μ),  Δ = range/(2^B − 1)  (fp16 Δ, l)"
     _state_keys = ("mean",)
     claims = (
+        Claim(
+            "At about 4 bits per dimension, LVQ keeps more of exact search's top 10 than scalar and product "
+            "quantization of the same size",
+            task="retrieval", metric="recall10", direction="higher", arm={"bits": 4}, paired_over="units", datasets=("sts",),
+            min_effect=0.005, min_effect_reason="half a point of recall@10 against exact search",
+            baselines=(
+                Baseline("faiss SQ4 (192 B)", task_args={"index": "faiss-sq4"}, why="the standard 4-bit scalar quantizer"),
+                Baseline("faiss PQ192×8 (192 B)", task_args={"index": "faiss-pq-lvq4"},
+                         why="product quantization at the same bytes, the usual compressed index"),
+            ),
+            settings="MiniLM embeddings of the 14,563 STS sentences (d = 384) with 2,293 STS queries instead of "
+            "the paper's billion-scale deep/text datasets; exhaustive scan, no graph; 16 query folds as units",
+            source="Aguerrebere et al. 2023 (VLDB), Sec. 6 (LVQ vs global quantization and PQ at equal footprint)",
+        ),
         Claim(
             "LVQ-8 (and LVQ-4×8 with re-ranking) compresses float32 vectors about 4× while keeping search accuracy "
             "close to float32",

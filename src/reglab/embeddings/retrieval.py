@@ -272,6 +272,45 @@ class _Faiss(_Method):
         return ids[keep].reshape(len(ids), -1)[:, :k]
 
 
+def index_named(name: str, d: int) -> _Method:
+    """One index of the comparison by name: ``"exact"``, ``"lvq-B"`` / ``"lvq-BxR"``, ``"leanvec-id-K"`` /
+    ``"leanvec-ood-K"`` (d/K dimensions, LVQ-8 codes), ``"faiss-sq8"``, ``"faiss-sq4"``, ``"faiss-pq-M"``
+    (``M`` = ``"lvq4"`` or ``"d4"`` for the byte budget of LVQ-4 or of LeanVec d/4)."""
+    from reglab.embeddings.lvq import bytes_per_vector
+
+    parts = name.split("-")
+    if name == "exact":
+        return _Raw()
+    if parts[0] == "lvq" and len(parts) == 2:
+        bits, _, res = parts[1].partition("x")
+        return _LVQ(int(bits), int(res or 0))
+    if parts[0] == "leanvec" and len(parts) == 3:
+        return _LeanVec(parts[1], int(parts[2]))
+    if name in ("faiss-sq8", "faiss-sq4"):
+        return _Faiss(parts[1], label=f"faiss {parts[1].upper()}")
+    if parts[:2] == ["faiss", "pq"] and len(parts) == 3 and parts[2] in ("lvq4", "d4"):
+        budget = bytes_per_vector(d, 4) if parts[2] == "lvq4" else bytes_per_vector(max(1, d // 4), 8)
+        return _Faiss("pq", _pq_m(d, budget), label=f"faiss PQ{_pq_m(d, budget)}×8")
+    raise ValueError(f"unknown index {name!r}: exact, lvq-B[xR], leanvec-id|ood-K, faiss-sq8|sq4, faiss-pq-lvq4|d4")
+
+
+def per_query_recall(
+    database: np.ndarray, queries: np.ndarray, index: _Method, *, k: int = 10, exclude: np.ndarray | None = None,
+    fit_queries: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """(recall@k of each query against exact float32 search, bytes per vector) for one index; the
+    inputs are L2-normalized first, as :func:`evaluate_retrieval` does."""
+    db, q = _normalize(np.ascontiguousarray(database, np.float32)), _normalize(np.ascontiguousarray(queries, np.float32))
+    fq = None if fit_queries is None else _normalize(np.ascontiguousarray(fit_queries, np.float32))
+    exact = _Raw()
+    exact.fit(db, fq)
+    truth = exact.search(q, k, exclude)
+    index.fit(db, fq)
+    got = index.search(q, k, exclude)
+    hits = np.array([len(set(a.tolist()) & set(b.tolist())) for a, b in zip(got, truth)], dtype=np.float64)
+    return hits / truth.shape[1], int(index.bytes_per_vector)
+
+
 def _pq_m(d: int, target_bytes: int) -> int:
     """The largest divisor of d not above ``target_bytes`` (PQ with 8-bit codes stores M bytes)."""
     return max(m for m in range(1, d + 1) if d % m == 0 and m <= max(1, target_bytes))
