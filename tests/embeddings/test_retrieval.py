@@ -148,3 +148,14 @@ def test_index_named_and_per_query_recall_for_the_lab_task():
     assert (recall_ex == 1.0).all()
     with pytest.raises(ValueError, match="unknown index 'pq'"):
         index_named("pq", 16)
+
+
+def test_index_for_config_builds_the_arms_of_the_lab_task():
+    from reglab.embeddings.retrieval import index_for_config
+
+    assert index_for_config({"name": "lvq", "bits": 4}, 384).label == "LVQ-4"
+    assert index_for_config({"name": "lvq", "bits": 4, "residual_bits": 4}, 384).label == "LVQ-4×4"
+    assert index_for_config({"name": "leanvec", "n_components": 96}, 384).label == "LeanVec-ID d/4 + LVQ-8"
+    assert index_for_config({"name": "leanvec", "mode": "ood"}, 384).label == "LeanVec-OOD d/2 + LVQ-8"
+    with pytest.raises(ValueError, match="no retrieval index for 'whitening'"):
+        index_for_config({"name": "whitening"}, 384)

@@ -51,11 +51,15 @@ from reglab.core import RegularizerInputError
 
 __all__ = [
     "FAISS_MISSING",
+    "IndexSkipped",
     "RetrievalReport",
     "RetrievalRow",
     "default_methods",
     "evaluate_retrieval",
     "format_table",
+    "index_for_config",
+    "index_named",
+    "per_query_recall",
     "plot_recall_vs_bytes",
     "sts_retrieval_set",
 ]
@@ -208,7 +212,7 @@ class _LeanVec(_Method):
         self.lv = LeanVec(k, mode=self.mode)
         if self.mode == "ood":
             if fit_queries is None or len(fit_queries) < 2:
-                raise _Skip("skipped: LeanVec-OOD needs a held-out query sample (--fit-queries)")
+                raise IndexSkipped("skipped: LeanVec-OOD needs a held-out query sample (--fit-queries)")
             self.lv.fit(db, queries=fit_queries)
         else:
             self.lv.fit(db)
@@ -221,8 +225,9 @@ class _LeanVec(_Method):
         return _scan(lambda q: self.lvq.inner_product(self.lv.transform_queries(q), self.codes), queries, k, exclude)
 
 
-class _Skip(Exception):
-    pass
+class IndexSkipped(Exception):
+    """An index that cannot be built here (faiss missing, no held-out queries, too few vectors); the message
+    says why."""
 
 
 def _faiss():
@@ -242,15 +247,15 @@ class _Faiss(_Method):
     def fit(self, db, fit_queries):
         faiss = _faiss()
         if faiss is None:
-            raise _Skip(FAISS_MISSING)
+            raise IndexSkipped(FAISS_MISSING)
         faiss.omp_set_num_threads(1)
         d = db.shape[1]
         if self.kind == "pq":
             m = self.arg
             if d % m:
-                raise _Skip(f"skipped: PQ needs M dividing d={d}, got M={m}")
+                raise IndexSkipped(f"skipped: PQ needs M dividing d={d}, got M={m}")
             if len(db) < 1000:
-                raise _Skip(f"skipped: PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
+                raise IndexSkipped(f"skipped: PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
             index = faiss.IndexPQ(d, m, 8, faiss.METRIC_INNER_PRODUCT)
             index.pq.cp.min_points_per_centroid = 1  # only silences faiss's "provide ≥ 39·256 points" warning
         else:
@@ -292,6 +297,16 @@ def index_named(name: str, d: int) -> _Method:
         budget = bytes_per_vector(d, 4) if parts[2] == "lvq4" else bytes_per_vector(max(1, d // 4), 8)
         return _Faiss("pq", _pq_m(d, budget), label=f"faiss PQ{_pq_m(d, budget)}×8")
     raise ValueError(f"unknown index {name!r}: exact, lvq-B[xR], leanvec-id|ood-K, faiss-sq8|sq4, faiss-pq-lvq4|d4")
+
+
+def index_for_config(cfg: dict[str, Any], d: int) -> _Method:
+    """The index a registered transform's config describes: ``lvq`` (``bits``, ``residual_bits``) or
+    ``leanvec`` (``mode``, ``n_components``, default d/2; its vectors stored as LVQ-8)."""
+    if cfg["name"] == "lvq":
+        return _LVQ(int(cfg.get("bits", 8)), int(cfg.get("residual_bits", 0)))
+    if cfg["name"] == "leanvec":
+        return _LeanVec(cfg.get("mode", "id"), max(1, round(d / int(cfg.get("n_components") or d // 2))))
+    raise ValueError(f"no retrieval index for {cfg['name']!r}: lvq or leanvec")
 
 
 def per_query_recall(
@@ -430,7 +445,7 @@ def evaluate_retrieval(
                 progress(f"{m.label} ...")
             try:
                 m.fit(db, fq)
-            except _Skip as err:
+            except IndexSkipped as err:
                 row.note = str(err)
                 continue
             t0 = time.process_time()

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from reglab.core import Baseline, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
+from reglab.core import Baselines, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
 from reglab.ops import check_same_shape, has_data, hyperparameters, no_autocast, non_negative, prepare_batch
 
 PAPER = Paper(
@@ -208,7 +208,7 @@ class TREGS(RepresentationRegularizer):
             "The MST-length term prevents the collapse of invariance-only training",
             task="ssl_collapse", metric="effective_rank", direction="higher", role="mechanism",
             min_effect=1.0, min_effect_reason="one effective dimension (of 32)",
-            baselines=(Baseline("invariance only", why="the loss that collapses without the regularizer"),),
+            baselines=(Baselines.INVARIANCE_ONLY,),
             settings="MLP encoder 64-256-32 on 8×8 digits, Adam, 100 epochs, batch 128, instead of ResNet-18/50 "
             "with LARS on CIFAR/ImageNet; β=10, γ=0.2, λ=8e-4 are the paper's standalone values, not tuned "
             "(developed on seeds 0-4)",
@@ -220,15 +220,9 @@ class TREGS(RepresentationRegularizer):
             task="ssl_collapse", metric="linear_probe_accuracy", direction="higher",
             min_effect=0.01, min_effect_reason="one point of probe accuracy",
             baselines=(
-                Baseline("invariance only"),
-                Baseline(
-                    "VICReg", {"name": "vicreg"},
-                    why="the standard non-contrastive SSL loss with explicit anti-collapse terms",
-                ),
-                Baseline(
-                    "untrained encoder", metric="untrained_probe_accuracy",
-                    why="random features of the same encoder: what training must add to",
-                ),
+                Baselines.INVARIANCE_ONLY,
+                Baselines.VICREG,
+                Baselines.UNTRAINED_ENCODER,
             ),
             settings="as above",
             source="Mordacq et al. 2025, Tables 2-5 (linear evaluation, competitive with or above VICReg)",

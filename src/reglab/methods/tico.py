@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
+from reglab.core import Baselines, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
 from reglab.ops import (
     check_positive, check_probability, check_same_shape, check_tensor, common_dtype, hyperparameters, no_autocast,
     normalize_rows, positive, prepare_batch, probability,
@@ -153,13 +153,10 @@ class TiCo(RepresentationRegularizer):
             task="ssl_collapse", metric="linear_probe_accuracy", direction="higher",
             min_effect=0.01, min_effect_reason="one point of probe accuracy",
             baselines=(
-                Baseline("invariance only", why="the loss that collapses without the covariance contrast"),
-                Baseline("VICReg", {"name": "vicreg"}, why="the covariance-regularized SSL loss TiCo is compared with"),
-                Baseline(
-                    "untrained encoder", metric="untrained_probe_accuracy",
-                    why="random features of the same encoder: what training must add to",
-                ),
-                Baseline("raw pixels", metric="raw_probe_accuracy", why="no representation learning at all"),
+                Baselines.INVARIANCE_ONLY,
+                Baselines.VICREG,
+                Baselines.UNTRAINED_ENCODER,
+                Baselines.RAW_INPUT,
             ),
             datasets=("digits", "digits_half"), settings=_settings,
             source="Zhu et al. 2022, linear evaluation on ImageNet (TiCo against Barlow Twins, VICReg, MoCo and others)",
@@ -169,8 +166,8 @@ class TiCo(RepresentationRegularizer):
             task="ssl_collapse", metric="effective_rank", direction="higher", role="mechanism",
             min_effect=1.0, min_effect_reason="one effective dimension (of 32)",
             baselines=(
-                Baseline("invariance only", why="the loss that collapses without the covariance contrast"),
-                Baseline("VICReg", {"name": "vicreg"}, why="the covariance-regularized SSL loss TiCo is compared with"),
+                Baselines.INVARIANCE_ONLY,
+                Baselines.VICREG,
             ),
             datasets=("digits", "digits_half"), settings=_settings,
             source="Zhu et al. 2022, abstract and method (the covariance contrast penalizes low-rank solutions)",

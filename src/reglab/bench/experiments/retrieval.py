@@ -27,17 +27,13 @@ FOLDS = 16
 
 
 def _index_for(arm: dict | None, index: str, d: int):
-    from reglab.embeddings.retrieval import _LeanVec, _LVQ, index_named
+    from reglab.embeddings.retrieval import index_for_config, index_named
 
-    if arm is None:
-        if not index:
-            raise ValueError("the retrieval task needs an arm or a baseline index (task argument index=...)")
-        return index_named(index, d)
-    if arm["name"] == "lvq":
-        return _LVQ(int(arm.get("bits", 8)), int(arm.get("residual_bits", 0)))
-    if arm["name"] == "leanvec":
-        return _LeanVec(arm.get("mode", "id"), max(1, round(d / int(arm.get("n_components") or d // 2))))
-    raise ValueError(f"the retrieval task takes lvq or leanvec arms, got {arm['name']!r}")
+    if arm is not None:
+        return index_for_config(arm, d)
+    if not index:
+        raise ValueError("the retrieval task needs an arm or a baseline index (task argument index=...)")
+    return index_named(index, d)
 
 
 @task("retrieval", datasets=("sts",))
@@ -48,7 +44,7 @@ def retrieval(
     if task_args:
         raise TypeError(f"retrieval task got unknown arguments {sorted(task_args)}")
     from reglab.embeddings.encoders import TextExtraMissing, get_encoder
-    from reglab.embeddings.retrieval import _Skip, per_query_recall, sts_retrieval_set
+    from reglab.embeddings.retrieval import IndexSkipped, per_query_recall, sts_retrieval_set
 
     root = Path(data) if data else default_data_dir()
     if root is None or not root.exists():
@@ -65,7 +61,7 @@ def retrieval(
         recall, nbytes = per_query_recall(
             emb, emb[rs.queries], method, k=10, exclude=rs.queries, fit_queries=emb[rs.fit_queries]
         )
-    except _Skip as err:
+    except IndexSkipped as err:
         raise TaskUnavailable(str(err)) from err
     fold = np.random.default_rng(0).permutation(len(recall)) % FOLDS
     units = {f"fold{f:02d}": float(recall[fold == f].mean()) for f in range(FOLDS)}
