@@ -15,7 +15,7 @@ from reglab.bench.experiments.autoencoder import code_metrics  # noqa: E402
 from reglab.bench.experiments.classification import weight_structure  # noqa: E402
 from reglab.bench.experiments.deep_plain import orthogonality_gap  # noqa: E402
 from reglab.bench.experiments.residual import _drops  # noqa: E402
-from reglab.bench.experiments.semi_supervised import _labeled_share  # noqa: E402
+from reglab.bench.data import stratified_share  # noqa: E402
 from reglab.bench.tasks import get_task  # noqa: E402
 
 
@@ -60,12 +60,15 @@ def test_drop_path_uses_the_papers_linear_decay_rule_and_uniform_option():
     assert len({id(d) for d in drops}) == 1 and stepped == [drops[0]] and drops[0].total_steps == 100
 
 
-def test_labeled_share_is_stratified_and_disjoint_from_the_unlabelled_rest():
-    x = torch.arange(100.0)[:, None]
+def test_stratified_share_is_stratified_disjoint_and_seeded():
     y = torch.arange(100) % 10
-    x_lab, y_lab, x_unlab = _labeled_share(x, y, 0.1, seed=0)
-    assert len(y_lab) == 10 and sorted(y_lab.tolist()) == list(range(10))
-    assert len(x_unlab) == 90 and not set(x_lab.flatten().tolist()) & set(x_unlab.flatten().tolist())
+    kept, rest = stratified_share(y, 0.1, seed=0)
+    assert len(kept) == 10 and sorted(y[kept].tolist()) == list(range(10))
+    assert len(rest) == 90 and not set(kept.tolist()) & set(rest.tolist())
+    assert (stratified_share(y, 0.1, seed=0)[0] == kept).all()
+    assert not (stratified_share(y, 0.1, seed=1)[0] == kept).all()
+    everything, none = stratified_share(y, 1.0, seed=0)
+    assert len(everything) == 100 and len(none) == 0
 
 
 def test_procedure_arms_change_the_update_and_sgd_option():

@@ -346,3 +346,194 @@ def test_ddp_grad_mode_equals_penalty_mode_on_every_rank(tmp_path):
             assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
     for a, b in zip(r0["grad"], r1["grad"]):  # identical on every rank: added once, not averaged away
         assert a == b
+
+
+# ----------------------------------------------------------------------------- fusion (coef·w gradients)
+class ConvNet(nn.Module):
+    """A conv and a linear layer in the forward; an unused conv (its grad stays None) and a linear
+    layer frozen after attach."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+        self.unused = nn.Conv2d(2, 3, 3)
+        self.frozen = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+def _fused_bindings(groups: str, every: int):
+    return [
+        reglab.L2(0.05).on(mode="grad", every=every),  # every weight, incl. unused and frozen
+        reglab.GroupLasso(0.01, groups=groups).on(params="*.weight", mode="grad", every=every),
+    ]
+
+
+def _three_ways(groups: str, every: int = 1, scaler_scale: float | None = None):
+    """(fused add_grads, sequential grad_ per binding, autograd of the penalties): the
+    unscaled gradient of every parameter after one step, and the logged values."""
+    out = []
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for way in ("fused", "sequential", "autograd"):
+        model = ConvNet().double()
+        regs = reglab.attach(model, _fused_bindings(groups, every))
+        model.frozen.weight.requires_grad_(False)  # frozen after attach
+        scaler = torch.amp.GradScaler("cpu", init_scale=scaler_scale) if scaler_scale else None
+        scale = scaler_scale or 1.0
+        steps = []
+        for _ in range(every + 1):  # with every=k: an applied step, k-1 skipped ones, an applied one
+            model.zero_grad(set_to_none=True)
+            loss = model(x).pow(2).mean()
+            applies = all(b.applies_now() for b in regs.bindings)
+            if way == "autograd" and applies:
+                for b in regs.bindings:
+                    ps = [p for _, p in regs.parameters_of(b.name) if p.requires_grad]
+                    loss = loss + b.coefficient * b.regularizer.penalty(ps)
+            (loss * scale).backward()
+            if way == "fused":
+                regs.add_grads(scaler)
+            elif way == "sequential" and applies:
+                for b in regs.bindings:
+                    ps = [p for _, p in regs.parameters_of(b.name) if p.requires_grad]
+                    for p in ps:
+                        if p.grad is None:
+                            p.grad = torch.zeros_like(p)
+                    b.regularizer.grad_(ps, [p.grad for p in ps], b.coefficient * scale)
+            steps.append({n: None if p.grad is None else p.grad / scale for n, p in model.named_parameters()})
+            regs.step()
+        out.append(steps)
+    return out
+
+
+def _assert_same_grads(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for n in a:
+        if a[n] is None or b[n] is None:
+            assert a[n] is None and b[n] is None, n
+        else:
+            torch.testing.assert_close(a[n], b[n], rtol=1e-10, atol=1e-14, msg=n)
+
+
+@pytest.mark.parametrize("groups", ["out", "in"])
+@pytest.mark.parametrize("every,scale", [(1, None), (1, 1024.0), (2, None), (2, 64.0)])
+def test_fused_equals_sequential_grad_equals_autograd(groups, every, scale):
+    fused, sequential, autograd = _three_ways(groups, every, scale)
+    for f, s, a in zip(fused, sequential, autograd):
+        _assert_same_grads(f, s)
+        _assert_same_grads(f, a)
+    first = fused[0]
+    assert first["frozen.weight"] is None  # frozen after attach: skipped
+    assert first["unused.weight"] is not None  # no grad before add_grads: zeros + the term
+    assert first["unused.bias"] is None  # not selected
+    # the unused conv's gradient is exactly λ_l2·w + λ_gl·c_g·w_g/‖w_g‖ (coefficient × every)
+    w = ConvNet().double().unused.weight.detach()
+    dims = (1, 2, 3) if groups == "out" else (0, 2, 3)
+    size = w[0].numel() if groups == "out" else w[:, 0].numel()
+    expected = every * (0.05 * w + 0.01 * size**0.5 * w / w.pow(2).sum(dims, keepdim=True).sqrt())
+    torch.testing.assert_close(first["unused.weight"], expected, rtol=1e-10, atol=0)
+    if every == 2:  # the skipped step adds nothing (and creates no gradient)
+        assert fused[1]["unused.weight"] is None and fused[2]["unused.weight"] is not None
+
+
+def test_fused_logs_the_same_values_as_penalty_mode():
+    model = ConvNet().double()
+    regs = reglab.attach(model, _fused_bindings("out", 1))
+    regs.add_grads()
+    ws = [p for _, p in regs.parameters_of("l2")]
+    gl = [p for _, p in regs.parameters_of("group_lasso")]
+    assert float(regs.last["l2"]) == pytest.approx(float(0.05 * reglab.functional.l2(ws)), rel=1e-12)
+    assert float(regs.last["group_lasso"]) == pytest.approx(float(0.01 * reglab.functional.group_lasso(gl)), rel=1e-12)
+
+
+def test_add_grads_fuses_coef_w_gradients_into_one_pass_per_tensor(monkeypatch):
+    import reglab.core.attach as attach_module
+
+    model = ConvNet().double()
+    regs = reglab.attach(model, _fused_bindings("out", 1) + [reglab.ElasticNet(0.01).on(params="fc.weight", mode="grad")])
+    calls = []
+    real = attach_module.add_coefficients_
+
+    def spy(grads, tensors, coefs, alpha=1.0):
+        calls.append([id(t) for t in tensors])
+        return real(grads, tensors, coefs, alpha)
+
+    def no_grad_(*args, **kwargs):
+        raise AssertionError("a fusable binding went through its own grad_")
+
+    monkeypatch.setattr(attach_module, "add_coefficients_", spy)
+    monkeypatch.setattr(reglab.L2, "grad_", no_grad_)
+    monkeypatch.setattr(reglab.GroupLasso, "grad_", no_grad_)
+    regs.add_grads()
+    selected = {id(p) for _, p in regs.parameters_of("l2")} | {id(p) for _, p in regs.parameters_of("group_lasso")}
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(selected)  # each tensor once
+    # the elastic net (sign(w) is not coef·w) kept its own grad_, on top of the fused terms
+    w = model.fc.weight.detach()
+    rows = w.pow(2).sum(1, keepdim=True).sqrt()
+    expected = 0.05 * w + 0.01 * w.shape[1] ** 0.5 * w / rows + 0.01 * (0.5 * torch.sign(w) + 0.5 * w)
+    torch.testing.assert_close(model.fc.weight.grad, expected, rtol=1e-10, atol=1e-15)
+
+
+def test_a_subclass_overriding_grad_is_not_fused():
+    class Doubled(reglab.L2):
+        name = None  # not registered
+
+        def grad_(self, tensors, grads, alpha):
+            return super().grad_(tensors, grads, 2 * alpha)
+
+    assert reglab.L2().has_grad_coefficients and reglab.GroupLasso().has_grad_coefficients
+    assert not Doubled().has_grad_coefficients
+    assert not reglab.ElasticNet().has_grad_coefficients and not reglab.create("l1").has_grad_coefficients
+    model = ConvNet().double()
+    regs = reglab.attach(model, Doubled(0.1).on(params="fc.weight", mode="grad"))
+    regs.add_grads()
+    torch.testing.assert_close(model.fc.weight.grad, 0.2 * model.fc.weight.detach())
+
+
+def test_add_coefficients_with_a_tensor_scale_and_mixed_coefficients():
+    from reglab.core.regularizer import add_coefficients_
+
+    ws = _weights(6, [(4, 3, 2, 2), (5, 3), (3, 4)])
+    grads = [torch.full_like(w, 0.5) for w in ws]
+    coefs = [torch.rand(4, 1, 1, 1, dtype=torch.float64), 0.3, torch.rand(1, 4, dtype=torch.float64)]
+    add_coefficients_(grads, ws, coefs, torch.tensor(8.0, dtype=torch.float64))  # a 0-d loss scale
+    for g, w, c in zip(grads, ws, coefs):
+        torch.testing.assert_close(g, 0.5 + 8.0 * c * w, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("groups", ["out", "in"])
+def test_group_coefficients_over_chunks_and_layouts_equal_autograd(groups, monkeypatch):
+    import reglab.ops.grads as grads_module
+
+    monkeypatch.setattr(grads_module, "_CHUNK", 7)  # several chunks over dim 0 (groups="in")
+    conv = torch.randn(6, 5, 3, 3, dtype=torch.float64).to(memory_format=torch.channels_last)
+    conv[:, 1] = 0.0  # an all-zero input channel
+    conv[2] = 0.0  # an all-zero filter
+    ws = [conv, torch.randn(7, 5, dtype=torch.float64)]
+    leaves = [w.detach().clone().requires_grad_(True) for w in ws]
+    reg = reglab.GroupLasso(groups=groups)
+    value = reg.penalty(leaves)
+    value.backward()
+    grads = [torch.zeros_like(w) for w in ws]
+    got = reg.grad_(ws, grads, 1.0)
+    torch.testing.assert_close(got, value.detach(), rtol=1e-12, atol=0)
+    for g, w in zip(grads, leaves):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, w.grad, rtol=1e-10, atol=1e-15)
+    _, coefs = reg.grad_coefficients(ws)  # one value per group, not a tensor of the weight's size
+    expected = [(6, 1, 1, 1), (7, 1)] if groups == "out" else [(1, 5, 1, 1), (1, 5)]
+    assert [tuple(c.shape) for c in coefs] == expected
+
+
+def test_low_precision_group_lasso_gets_float32_coefficients():
+    ws = [w.bfloat16() for w in _weights(7, [(4, 3, 3, 3), (5, 4)])]
+    grads = [torch.zeros_like(w) for w in ws]
+    reg = reglab.GroupLasso()
+    value = reg.grad_(ws, grads, 1.0)
+    assert value.dtype == torch.float32 and all(g.dtype == torch.bfloat16 for g in grads)
+    exact = [torch.zeros(w.shape, dtype=torch.float64) for w in ws]
+    reg.grad_([w.double() for w in ws], exact, 1.0)
+    for g, e in zip(grads, exact):
+        torch.testing.assert_close(g.double(), e, rtol=1e-2, atol=1e-2)

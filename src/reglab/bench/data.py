@@ -107,6 +107,19 @@ def _flip(y: np.ndarray, rate: float, rng: np.random.Generator, num_classes: int
     return np.where(flip, (y + offsets) % num_classes, y)
 
 
+def stratified_share(y: np.ndarray | torch.Tensor, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(kept, rest)`` of a stratified ``share`` of the labels ``y``, drawn by ``seed``
+    (every class keeps its proportion). ``share >= 1`` keeps everything."""
+    from sklearn.model_selection import train_test_split
+
+    labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    idx = np.arange(len(labels))
+    if share >= 1.0:
+        return idx, idx[:0]
+    kept, rest = train_test_split(idx, train_size=share, random_state=seed, stratify=labels)
+    return kept, rest
+
+
 def load(name: str, seed: int, *, train_fraction: float = 1.0, label_noise: float = 0.0) -> Split:
     """A stratified train / validation / test split of dataset ``name`` drawn by ``seed``.
 
@@ -125,8 +138,10 @@ def load(name: str, seed: int, *, train_fraction: float = 1.0, label_noise: floa
         x_rest, y_rest, test_size=VAL_FRACTION, random_state=seed, stratify=y_rest
     )
     if train_fraction < 1.0:
-        x_tr, _, y_tr, _ = train_test_split(x_tr, y_tr, train_size=train_fraction, random_state=seed, stratify=y_tr)
-        x_va, _, y_va, _ = train_test_split(x_va, y_va, train_size=train_fraction, random_state=seed, stratify=y_va)
+        keep = stratified_share(y_tr, train_fraction, seed)[0]
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+        keep = stratified_share(y_va, train_fraction, seed)[0]
+        x_va, y_va = x_va[keep], y_va[keep]
     num_classes = int(y.max()) + 1
     y_tr_clean, y_va_clean = y_tr.copy(), y_va.copy()
     if label_noise > 0:

@@ -47,7 +47,9 @@ term is multiplied by its scale (read on the device, no host sync); after
 ``scaler.unscale_(opt)`` call ``add_grads()`` without it (passing it then
 raises). A selected parameter whose ``grad`` is ``None`` this step gets one
 (zeros plus the term), as the penalty's backward would have created it;
-parameters frozen after attach are skipped.
+parameters frozen after attach are skipped. Gradients of the form coef·w
+(L2, group lasso: ``grad_coefficients``) of every binding on one tensor are
+summed and added in one pass over it, as SGD fuses its weight decay.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reglab.core.regularizer import Binding, Regularizer
+from reglab.core.regularizer import Binding, Regularizer, add_coefficients_
 from reglab.core.selection import Selection, pick_tensor
 from reglab.core.checks import flush_checks
 
@@ -254,6 +256,9 @@ class RegularizerSet(nn.Module):
             )
         loss_scale = _loss_scale(scaler)
         last = {n: v for n, v, b in self._last_items() if b.mode != "grad"}
+        # Gradients of the form coef·w (L2: λ·w; group lasso: λ·c_g/‖w_g‖·w) are summed per tensor
+        # over the bindings and added once: one pass over each weight instead of one per binding.
+        fused: dict[int, list[Any]] = {}  # id(p) -> [p, summed coefficient]
         for name, b, params in grad_bindings:
             if not b.applies_now():
                 continue
@@ -263,16 +268,19 @@ class RegularizerSet(nn.Module):
             ps = [p for _, p in params if p.requires_grad]  # frozen after attach: skipped
             if not ps:
                 continue
-            for p in ps:
-                if p.grad is None:  # the penalty's backward would have created it
-                    p.grad = torch.zeros_like(p, memory_format=torch.preserve_format)
-                elif p.grad.is_sparse:
-                    raise ValueError(
-                        f"{type(b.regularizer).__name__} (mode='grad'): parameter of shape {tuple(p.shape)} has a "
-                        f"sparse gradient; use mode='penalty' for it"
-                    )
-            value = b.regularizer.grad_(ps, [p.grad for p in ps], coef * loss_scale)
+            _ensure_grads(b, ps)
+            reg = b.regularizer
+            if reg.has_grad_coefficients:
+                value, coefs = reg.grad_coefficients(ps)
+                for p, c in zip(ps, coefs):
+                    entry = fused.setdefault(id(p), [p, 0.0])
+                    entry[1] = entry[1] + coef * c
+            else:
+                value = reg.grad_(ps, [p.grad for p in ps], coef * loss_scale)
             last[name] = coef * value.detach()
+        if fused:
+            ps = [p for p, _ in fused.values()]
+            add_coefficients_([p.grad for p in ps], ps, [c for _, c in fused.values()], loss_scale)
         self.last = last
         self._grads_added = True
 
@@ -339,6 +347,19 @@ class RegularizerSet(nn.Module):
 
     def extra_repr(self) -> str:
         return "\n".join(f"{n}: {b!r}" for n, b in zip(self._names, self.bindings))
+
+
+def _ensure_grads(b: Binding, ps: Sequence[nn.Parameter]) -> None:
+    """A selected parameter whose ``grad`` is ``None`` gets zeros (the penalty's backward would
+    have created it); a sparse gradient raises."""
+    for p in ps:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p, memory_format=torch.preserve_format)
+        elif p.grad.is_sparse:
+            raise ValueError(
+                f"{type(b.regularizer).__name__} (mode='grad'): parameter of shape {tuple(p.shape)} has a "
+                f"sparse gradient; use mode='penalty' for it"
+            )
 
 
 def _loss_scale(scaler: Any) -> float | torch.Tensor:

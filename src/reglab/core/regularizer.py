@@ -31,7 +31,10 @@ from reglab.core.registry import Registered
 from reglab.core.schedules import as_schedule
 from reglab.core.selection import Selection
 
-__all__ = ["Penalty", "Regularizer", "WeightRegularizer", "RepresentationRegularizer", "FunctionModule", "Binding"]
+__all__ = [
+    "Penalty", "Regularizer", "WeightRegularizer", "RepresentationRegularizer", "FunctionModule", "Binding",
+    "add_coefficients_",
+]
 
 
 def _config_repr(module: Configurable) -> str:
@@ -140,7 +143,10 @@ class WeightRegularizer(Regularizer):
     treats the tensors as one group (global scope), only where the method
     distinguishes the two. Regularizers with a proximal operator implement
     ``prox_(w, step_size)``; those with a closed-form gradient implement
-    ``grad_(tensors, grads, alpha)`` (``mode="grad"``).
+    ``grad_(tensors, grads, alpha)`` (``mode="grad"``), and, where that
+    gradient is exactly ``coef·w`` (L2, group lasso), ``grad_coefficients``,
+    which lets ``regs.add_grads`` add several such terms on one tensor in
+    one pass.
     """
 
     kind: ClassVar[str] = "weight"
@@ -169,7 +175,17 @@ class WeightRegularizer(Regularizer):
 
     @property
     def has_grad(self) -> bool:
-        return type(self).grad_ is not WeightRegularizer.grad_
+        return type(self).grad_ is not WeightRegularizer.grad_ or self.has_grad_coefficients
+
+    @property
+    def has_grad_coefficients(self) -> bool:
+        """True where ``∂R/∂w = coef·w`` with a scalar or per-group ``coef`` (:meth:`grad_coefficients`).
+
+        False for a subclass that overrides ``grad_`` below the class defining
+        ``grad_coefficients`` (its gradient may no longer be ``coef·w``)."""
+        cls = type(self)
+        owner = _defining_class(cls, "grad_coefficients")
+        return owner is not WeightRegularizer and issubclass(owner, _defining_class(cls, "grad_"))
 
     def grad_(
         self, tensors: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], alpha: float | torch.Tensor
@@ -182,9 +198,28 @@ class WeightRegularizer(Regularizer):
         scale read without a host sync). The value returned is the
         unweighted penalty, computed from the intermediates the gradient
         formed, for logging. Power-iteration methods advance their vectors
-        as ``penalty`` does.
+        as ``penalty`` does. The default serves classes that implement only
+        :meth:`grad_coefficients`.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no closed-form gradient")
+        if not self.has_grad_coefficients:
+            raise NotImplementedError(f"{type(self).__name__} has no closed-form gradient")
+        value, coefs = self.grad_coefficients(tensors)
+        add_coefficients_(grads, tensors, coefs, alpha)
+        return value
+
+    def grad_coefficients(self, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[float | torch.Tensor]]:
+        """Optional, for gradients that are exactly ``coef·w``: ``(R, [coef per tensor])``, unweighted.
+
+        ``coef`` is a Python float, a 0-d tensor, or a tensor that broadcasts
+        against the weight (one value per group: shape ``(out, 1, …)`` or
+        ``(1, in, 1, …)``). ``regs.add_grads()`` sums the coefficients of every
+        grad-mode binding that implements this on the same tensor (L2 and
+        group lasso on one conv weight) and adds them with one
+        ``addcmul_``/``add_`` per tensor instead of one pass per binding. Only
+        for gradients of exactly this form: a term such as sign(w) (L1,
+        elastic net) is not. R is the same detached value :meth:`grad_` returns.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no gradient of the form coef·w")
 
     def forward(self, w: torch.Tensor | Iterable[torch.Tensor], *args: Any, **kwargs: Any) -> torch.Tensor:  # type: ignore[override]
         return self.current_weight * self.penalty(w if isinstance(w, torch.Tensor) else list(w), *args, **kwargs)
@@ -289,9 +324,56 @@ class Binding:
         return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope}{every})"
 
 
+def _defining_class(cls: type, attr: str) -> type:
+    """The class in ``cls``'s MRO whose body defines ``attr``."""
+    return next(k for k in cls.__mro__ if attr in vars(k))
+
+
 def _with_grad() -> list[str]:
-    """Registered weight regularizers that implement ``grad_``."""
+    """Registered weight regularizers that implement ``grad_`` (or ``grad_coefficients``)."""
     from reglab.core.registry import get, list_regularizers
 
-    base = WeightRegularizer.grad_
-    return [n for n in list_regularizers("weight") if getattr(get(n), "grad_", base) is not base]
+    names = ("grad_", "grad_coefficients")
+    return [
+        n for n in list_regularizers("weight")
+        if any(getattr(get(n), a, None) not in (None, getattr(WeightRegularizer, a)) for a in names)
+    ]
+
+
+@torch.no_grad()
+def add_coefficients_(
+    grads: Sequence[torch.Tensor],
+    tensors: Sequence[torch.Tensor],
+    coefs: Sequence[float | torch.Tensor],
+    alpha: float | torch.Tensor = 1.0,
+) -> None:
+    """In place: ``grads[i] += alpha·coefs[i]·tensors[i]``, one pass over each weight.
+
+    ``coefs[i]`` is a Python float (the tensors sharing one value get one
+    ``_foreach_add_``) or a tensor broadcastable against ``tensors[i]`` (a
+    0-d tensor or one value per group: one ``_foreach_addcmul_``, no
+    temporary of the weight's size). ``alpha`` is a float or a 0-d tensor
+    (a GradScaler's scale on the device, never read on the host). Low-precision
+    gradients take float32 coefficients; the sum is cast on the add."""
+    grads, tensors, coefs = list(grads), list(tensors), list(coefs)
+    if not (len(grads) == len(tensors) == len(coefs)):
+        raise ValueError(f"add_coefficients_ got {len(grads)} gradients, {len(tensors)} tensors, {len(coefs)} coefficients")
+    scalar: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+    tg: list[torch.Tensor] = []
+    tw: list[torch.Tensor] = []
+    tc: list[torch.Tensor] = []
+    unit = not isinstance(alpha, torch.Tensor) and alpha == 1
+    for g, w, c in zip(grads, tensors, coefs):
+        c = c if unit else c * alpha
+        if isinstance(c, torch.Tensor):
+            tg.append(g)
+            tw.append(w)
+            tc.append(c)
+        elif c != 0.0:
+            gs, ws = scalar.setdefault(float(c), ([], []))
+            gs.append(g)
+            ws.append(w)
+    for c, (gs, ws) in scalar.items():
+        torch._foreach_add_(gs, ws, alpha=c)
+    if tg:
+        torch._foreach_addcmul_(tg, tw, tc)

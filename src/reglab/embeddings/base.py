@@ -85,7 +85,7 @@ def sts_claim(statement: str, encoder: str, *, source: str, baselines: tuple = (
         baselines=(Baseline("raw embeddings", why="no post-processing at all"), *baselines),
         settings=f"encoder: {ENCODER_NOTES[encoder]}; fitted on the distinct sentences of the STS files "
         f"(transductive, as BERT-whitening does); the paired units are the {encoder} scores of each of the "
-        f"15 STS 2012-2014 files. {settings}".strip(),
+        f"12 SemEval STS 2012-2014 test files shipped with reglab. {settings}".strip(),
         source=source, **fields,
     )  # fmt: skip
 

@@ -7,6 +7,19 @@ import json
 import sys
 
 
+#: what the sts / retrieval help says the default data are
+_DEFAULT_HELP = "the SemEval STS 2012–2014 test files shipped with reglab (12 files; see NOTICE)"
+
+
+def _describe_default(found) -> str:
+    """The default data folder, named for the "using ..." line (the shipped files say what they are)."""
+    from reglab.embeddings.sts import shipped_data_dir
+
+    if found == shipped_data_dir():
+        return f"the SemEval STS 2012–2014 test files shipped with reglab (12 files; terms: {found / 'NOTICE.md'})"
+    return f"{found} ($REGLAB_STS_DATA)"
+
+
 def _arms(spec: str | None) -> dict:
     from reglab.embeddings.sts import DEFAULT_ARMS
 
@@ -42,16 +55,17 @@ def run(args: argparse.Namespace) -> int:
         found = default_data_dir()
         if found is None:
             print(
-                "reglab sts: no STS files given and none found at $REGLAB_STS_DATA or ../shared/data/sts.\n"
+                "reglab sts: no STS files given, $REGLAB_STS_DATA is unset and this install lacks the STS files "
+                "shipped with reglab (reglab/data/sts; reinstall reglab).\n"
                 "  Files hold score<TAB>sentence1<TAB>sentence2 per line. The SemEval STS 2012-2014 test sets "
-                "(Agirre et al.) are in the public repository brmson/dataset-sts under data/sts/semeval-sts; "
-                "their licenses (Microsoft Research's for MSRpar, LDC's for SMT) do not allow reglab to ship them. "
-                "Download them, then: reglab sts PATH (or set REGLAB_STS_DATA=PATH).",
+                "(Agirre et al.) are in the public repository brmson/dataset-sts under data/sts/semeval-sts "
+                "(MSRpar and the 2013 SMT set under their own licenses: Microsoft Research's, LDC's). "
+                "Then: reglab sts PATH (or set REGLAB_STS_DATA=PATH), or reglab sts --hf NAME.",
                 file=sys.stderr,
             )
             return 2
         args.paths = [str(found)]
-        print(f"reglab sts: using {found}", file=sys.stderr)
+        print(f"reglab sts: using {_describe_default(found)}", file=sys.stderr)
     names = ["minilm", "static"] if args.encoder == "all" else [args.encoder]
     outputs = []
     failed = False
@@ -91,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "paths", nargs="*", metavar="PATH",
-        help="STS files or folders (all *.tsv below); default $REGLAB_STS_DATA or ../shared/data/sts",
+        help="STS files or folders (all *.tsv below); default: $REGLAB_STS_DATA if set, else " + _DEFAULT_HELP,
     )  # fmt: skip
     p.add_argument("--hf", metavar="NAME", help="also an STS dataset from Hugging Face (e.g. mteb/stsbenchmark-sts; online) "
                    "or a datasets save_to_disk folder")
@@ -169,13 +183,14 @@ def run_retrieval(args: argparse.Namespace) -> int:
                 found = default_data_dir()
                 if found is None:
                     print(
-                        "reglab retrieval: no STS files given and none found at $REGLAB_STS_DATA or ../shared/data/sts; "
+                        "reglab retrieval: no STS files given, $REGLAB_STS_DATA is unset and this install lacks the "
+                        "STS files shipped with reglab (reinstall reglab); "
                         "give STS paths (see `reglab sts --help`) or --vectors X.npy --queries Q.npy",
                         file=sys.stderr,
                     )
                     return 2
                 paths = [str(found)]
-                say(f"using {found}")
+                say(f"using {_describe_default(found)}")
             data = sts_retrieval_set(paths, min_score=args.min_score, limit=args.limit)
             try:
                 enc = get_encoder("minilm", cache_dir=args.cache, use_cache=not args.no_cache,
@@ -190,12 +205,13 @@ def run_retrieval(args: argparse.Namespace) -> int:
                 fit_queries=vecs[data.fit_queries] if len(data.fit_queries) >= 2 else None,
                 source=f"STS 2012-2014 sentences, MiniLM, pairs with gold ≥ {args.min_score:g} as queries",
             )  # fmt: skip
+        relevance = "" if args.vectors else f"its STS pair, gold score ≥ {args.min_score:g} of 5"
         report = evaluate_retrieval(**inputs, ks=ks, progress=say)
     except (FileNotFoundError, ValueError, OSError, RegularizerInputError) as err:
         print(f"reglab retrieval: {err}", file=sys.stderr)
         return 2
     table = format_table(report)
-    text = describe(report) + "\n\n" + table + "\n"
+    text = describe(report, relevance) + "\n\n" + table + "\n"
     print(text, flush=True)
     if args.out:
         out = Path(args.out)
@@ -223,7 +239,7 @@ def register_retrieval(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="STS files or folders; default $REGLAB_STS_DATA or ../shared/data/sts")  # fmt: skip
+                   help="STS files or folders; default: $REGLAB_STS_DATA if set, else " + _DEFAULT_HELP)  # fmt: skip
     p.add_argument("--vectors", metavar="X.npy", help="database vectors (n, d) instead of STS")
     p.add_argument("--queries", metavar="Q.npy", help="query vectors (m, d), with --vectors")
     p.add_argument("--relevant", metavar="R.npy", help="one relevant database id per query (-1: none), for hit@k")

@@ -529,8 +529,9 @@ def plot_recall_vs_bytes(report: RetrievalReport, path: str | Path, k: int = 10)
     return path
 
 
-def describe(report: RetrievalReport) -> str:
-    """The protocol in two sentences (printed above the table)."""
+def describe(report: RetrievalReport, relevance: str = "") -> str:
+    """The protocol in two sentences (printed above the table); ``relevance`` says what a
+    query's relevant item is (e.g. "its STS pair, gold score ≥ 4 of 5")."""
     parts = [
         f"{report.n_queries} queries against {report.n_database} vectors of dimension {report.dim} ({report.source})."
         if report.source else f"{report.n_queries} queries against {report.n_database} vectors of dimension {report.dim}.",
@@ -539,6 +540,7 @@ def describe(report: RetrievalReport) -> str:
         "of the whole query set, BLAS and faiss on one thread.",
     ]
     if report.has_relevant:
-        parts.append("hit@k: the query's relevant item (its STS pair, gold score ≥ 4 of 5) is in the top-k.")
+        what = f" ({relevance})" if relevance else ""
+        parts.append(f"hit@k: the query's relevant item{what} is in the top-k.")
     return " ".join(parts)
 

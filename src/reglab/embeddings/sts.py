@@ -17,6 +17,11 @@ by their counts in the pool (only for encoders that expose
 whitening the mean token vector equals averaging the whitened token vectors,
 which is the paper's sentence embedding.
 
+Given no path, ``reglab sts`` reads :func:`default_data_dir`: ``$REGLAB_STS_DATA``,
+else the SemEval STS 2012–2014 test files shipped with reglab (12 files, those whose
+terms allow redistribution; ``reglab/data/sts/NOTICE.md`` says which, from where,
+under which terms, and why MSRpar is not among them).
+
 The lab task ``sts`` (``reglab bench``) that runs this evaluation for one
 arm lives in the lab, ``reglab.bench.experiments.sts``.
 """
@@ -35,6 +40,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_ARMS",
     "StsReport",
+    "SHIPPED_FILES",
     "default_data_dir",
     "evaluate_sts",
     "find_sts_files",
@@ -42,6 +48,7 @@ __all__ = [
     "load_hf_sts",
     "pearson",
     "read_sts_file",
+    "shipped_data_dir",
     "spearman",
 ]
 
@@ -137,16 +144,36 @@ def find_sts_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+#: the SemEval STS 2012–2014 test files shipped inside the package (see its NOTICE.md)
+SHIPPED_FILES = (
+    "2012/OnWN.test.tsv", "2012/SMTeuroparl.test.tsv", "2012/SMTnews.test.tsv",
+    "2013/FNWN.test.tsv", "2013/OnWN.test.tsv", "2013/headlines.test.tsv",
+    "2014/OnWN.test.tsv", "2014/deft-forum.test.tsv", "2014/deft-news.test.tsv",
+    "2014/headlines.test.tsv", "2014/images.test.tsv", "2014/tweet-news.test.tsv",
+)  # fmt: skip
+
+
+def shipped_data_dir() -> Path | None:
+    """The folder of the SemEval STS 2012–2014 test files shipped with reglab
+    (``reglab/data/sts``: the 12 :data:`SHIPPED_FILES`, their readmes and NOTICE.md),
+    found through :mod:`importlib.resources` so that it works from an installed
+    wheel as from a source checkout; None if the install lacks it (or reglab is
+    imported from a zip, where the files are not on disk)."""
+    from importlib.resources import files
+
+    folder = files("reglab").joinpath("data", "sts")
+    return folder if isinstance(folder, Path) and folder.is_dir() else None
+
+
 def default_data_dir() -> Path | None:
-    """``$REGLAB_STS_DATA``, else ``../shared/data/sts`` beside the repository (or the cwd)."""
+    """Where ``reglab sts`` / ``reglab retrieval`` (and the lab tasks) read STS files
+    when given no path: ``$REGLAB_STS_DATA`` when it is set (as given, even if it
+    does not exist, so that a mistyped path fails loudly rather than falling back),
+    else :func:`shipped_data_dir`."""
     env = os.environ.get("REGLAB_STS_DATA")
-    candidates = [Path(env)] if env else []
-    repo = Path(__file__).resolve().parents[3]
-    candidates += [repo.parent / "shared" / "data" / "sts", Path.cwd().parent / "shared" / "data" / "sts"]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
+    if env:
+        return Path(env).expanduser()
+    return shipped_data_dir()
 
 
 # ---------------------------------------------------------------------------

@@ -99,7 +99,7 @@ class Uniformity(RepresentationRegularizer):
         "Optimizing alignment + uniformity gives representations with a better linear probe",
         settings="uniformity (t = 2, normalized features) on the encoder's 32-d output next to the task's "
             "invariance MSE (alignment with α = 2 on unnormalized embeddings, weight 1 each), MLP encoder on "
-            "8×8 digits, Adam, 100 epochs, instead of AlexNet/ResNet encoders on STL-10/ImageNet-100",
+            "8×8 digits, Adam, 50 epochs, instead of AlexNet/ResNet encoders on STL-10/ImageNet-100",
         source_mechanism="Wang & Isola 2020, Sec. 4 (both terms are needed; alignment alone collapses)",
         source_outcome="Wang & Isola 2020, Table 1 (as good as or better than contrastive learning)",
         task_args={'bind': 'output'},

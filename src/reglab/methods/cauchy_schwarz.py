@@ -175,6 +175,7 @@ class CauchySchwarz(WeightRegularizer):
             "The binary Cauchy-Schwarz regularizer makes post-training binarization nearly lossless: test accuracy "
             "after binarizing the hidden layers (per-row scale mean|w| × sign, no retraining) is higher",
             task="quantization", metric="quantized_accuracy", direction="higher",
+            datasets=("digits", "digits_half"),
             task_args={"levels": "binary"},
             arm={"name": "cauchy_schwarz", "variant": "binary", "weight": 10.0},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
@@ -194,6 +195,7 @@ class CauchySchwarz(WeightRegularizer):
         Claim(
             "The ternary Cauchy-Schwarz regularizer makes post-training ternarization nearly lossless",
             task="quantization", metric="quantized_accuracy", direction="higher",
+            datasets=("digits", "digits_half"),
             task_args={"levels": "ternary"},
             arm={"name": "cauchy_schwarz", "variant": "ternary", "weight": 1e5},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
@@ -209,6 +211,7 @@ class CauchySchwarz(WeightRegularizer):
             "The binary Cauchy-Schwarz regularizer moves the weights towards the binary levels: the relative error "
             "of their binarization is lower",
             task="quantization", metric="quantization_error", direction="lower", role="mechanism",
+            datasets=("digits", "digits_half"),
             task_args={"levels": "binary"},
             arm={"name": "cauchy_schwarz", "variant": "binary", "weight": 10.0},
             min_effect=0.05, min_effect_reason="five percent of the weights' norm",
@@ -222,6 +225,7 @@ class CauchySchwarz(WeightRegularizer):
         Claim(
             "The Cauchy-Schwarz regularizer does not cost full-precision accuracy",
             task="quantization", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            datasets=("digits", "digits_half"),
             task_args={"levels": "binary"},
             arm={"name": "cauchy_schwarz", "variant": "binary", "weight": 10.0},
             min_effect=0.01, min_effect_reason="one point of test accuracy",

@@ -14,7 +14,9 @@ computed with one fused ``_foreach_norm``).
 
 Closed-form gradients (``mode="grad"``, :meth:`grad_`): ∇‖w‖₁ = sign(w)
 (subgradient 0 at 0, as autograd), ∇½‖w‖² = w, and their ρ-mix for the
-elastic net; each one ``_foreach_add_`` into the gradients.
+elastic net; each one ``_foreach_add_`` into the gradients. L2's gradient is
+exactly 1·w, so it also offers :meth:`L2.grad_coefficients`, which
+``regs.add_grads`` sums with other such terms on a shared tensor (one pass).
 """
 
 from __future__ import annotations
@@ -147,9 +149,17 @@ class L2(WeightRegularizer):
     def grad_(self, tensors, grads, alpha):
         """``g += α·w`` (the gradient of ½‖w‖²); returns ½Σ‖w‖² from one ``_foreach_norm``."""
         ws = as_tensors("l2", list(tensors))
-        value = checked_total("l2", 0.5 * torch.stack(torch._foreach_norm(ws, 2)).pow(2).sum(), ws)
+        value, _ = self.grad_coefficients(ws)
         add_scaled_(grads, ws, alpha)
         return value
+
+    @torch.no_grad()
+    def grad_coefficients(self, tensors):
+        """``(½Σ‖w‖², [1.0 per tensor])``: the gradient is ``1·w``, so ``regs.add_grads`` fuses it
+        with other ``coef·w`` gradients (group lasso) on the same tensor."""
+        ws = as_tensors("l2", list(tensors))
+        value = checked_total("l2", 0.5 * torch.stack(torch._foreach_norm(ws, 2)).pow(2).sum(), ws)
+        return value, [1.0] * len(ws)
 
 
 @register

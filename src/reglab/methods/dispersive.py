@@ -65,7 +65,7 @@ class Dispersive(RepresentationRegularizer):
         "The dispersive loss spreads the hidden representations (higher effective rank)",
         "Spreading the hidden representations gives a better linear probe",
         settings="the paper regularizes diffusion models' hidden layers; the lab uses its mechanism (InfoNCE "
-            "without positives) in two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 100 epochs), on "
+            "without positives) in two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), on "
             "the 256-unit hidden layer next to the invariance MSE; λ = 0.5, τ = 1",
         source_mechanism="Wang & He 2025, Sec. 3 (the loss encourages representations to spread out)",
         source_outcome="Wang & He 2025, Sec. 4 (better generation quality; the lab's outcome is a probe instead)",

@@ -58,7 +58,7 @@ class EffectiveRank(RepresentationRegularizer):
     claims = ssl_claims(
         "Maximizing the entropy of the singular values raises the embeddings' effective rank",
         "A higher effective rank gives a better linear probe (RankMe's premise)",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 100 epochs), −H on the 256-unit hidden "
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), −H on the 256-unit hidden "
             "layer next to the invariance MSE, weight 1 (not a paper value: Roy & Vetterli define the "
             "measure, RankMe uses it to select models, neither trains with it)",
         source_mechanism="Roy & Vetterli 2007 (definition); the penalty is −H, so this checks it does what its formula "

@@ -14,7 +14,9 @@ Global scope: each whole tensor is one group, Σ_t √p_t ‖w_t‖₂, which pr
 entire layers. Proximal operator (exact): group soft thresholding,
 w_g ← max(0, 1 − t·c_g/‖w_g‖)·w_g with c_g = √p_g (or 1 for ``scale="none"``).
 Gradient (``mode="grad"``): ∂R/∂w_g = c_g·w_g/‖w_g‖ (0 for an all-zero
-group, as autograd gives), :func:`reglab.ops.grads.group_norm_grads`.
+group, as autograd gives): a per-group coefficient times w
+(:func:`reglab.ops.grads.group_norm_coefficients`), added with one
+``addcmul_``, and fused with L2's λ·w by ``regs.add_grads`` on a shared tensor.
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
-from reglab.ops import (
-    add_scaled_, as_tensors, checked_total, group_norm_grads, group_norm_sum, group_prox_, grouping, hyperparameters,
-    one_of,
-)
+from reglab.ops import as_tensors, checked_total, group_norm_sum, group_prox_, grouping, hyperparameters, one_of
+from reglab.ops.grads import add_coefficients_, group_norm_coefficients
 
 #: Group weights c_g: √p_g (Yuan & Lin 2006) or 1 (Wen et al. 2016).
 SCALES = ("sqrt", "none")
@@ -140,9 +140,17 @@ class GroupLasso(WeightRegularizer):
 
     @torch.no_grad()
     def grad_(self, tensors, grads, alpha):
-        """``g_g += α·c_g·w_g/‖w_g‖`` per group; returns Σ_g c_g‖w_g‖ from the same norms."""
+        """``g_g += α·c_g·w_g/‖w_g‖`` per group: one ``addcmul_`` with a per-group coefficient (no
+        temporary of the weight's size); returns Σ_g c_g‖w_g‖ from the same norms."""
         ws = as_tensors("group_lasso", list(tensors))
-        value, updates = group_norm_grads("group_lasso", ws, self.groups, self.scale == "sqrt")
-        value = checked_total("group_lasso", value, ws)
-        add_scaled_(grads, updates, alpha)
+        value, coefs = self.grad_coefficients(ws)
+        add_coefficients_(grads, ws, coefs, alpha)
         return value
+
+    @torch.no_grad()
+    def grad_coefficients(self, tensors):
+        """``(Σ_g c_g‖w_g‖, [c_g/‖w_g‖ per group])``: the gradient is ``coef·w``, so
+        ``regs.add_grads`` fuses it with L2's on the same tensor."""
+        ws = as_tensors("group_lasso", list(tensors))
+        value, coefs = group_norm_coefficients("group_lasso", ws, self.groups, self.scale == "sqrt")
+        return checked_total("group_lasso", value, ws), coefs

@@ -119,7 +119,7 @@ class KoLeo(RepresentationRegularizer):
     _vicreg = Baseline("VICReg alone", why="the working SSL loss KoLeo is added to, as DINOv2 adds it to DINO")
     _settings = (
         "KoLeo (λ = 0.1, DINOv2's weight) added to the full VICReg loss (λ=μ=25, ν=1) on the output of an MLP "
-        "encoder 64-256-32 trained on two augmented views of 8×8 digits (Adam, batch 128, 100 epochs), instead of "
+        "encoder 64-256-32 trained on two augmented views of 8×8 digits (Adam, batch 128, 50 epochs), instead of "
         "DINO+iBOT on ViTs (DINOv2) or InfoNCE on ResNets (SSCD); applied to each view's batch separately, as "
         "DINOv2 applies it per global crop; metrics on the L2-normalized test embeddings; developed on seeds 0-4"
     )

@@ -63,7 +63,7 @@ class LabelSmoothing(FunctionModule):
             ),
             datasets=("digits", "mnist1d"),
             settings="not a claim of Szegedy et al.: the calibration effect is Müller, Kornblith & Hinton (NeurIPS "
-            "2019, 'When does label smoothing help?', Sec. 3); 20% of the training data, 300 epochs as in the "
+            "2019, 'When does label smoothing help?', Sec. 3); 20% of the training data, 200 epochs as in the "
             "calibration task; ε = 0.1",
             source="Müller et al. 2019, Table/Fig. on ECE with and without label smoothing",
         ),

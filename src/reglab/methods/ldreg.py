@@ -83,7 +83,7 @@ class LDReg(RepresentationRegularizer):
     claims = ssl_claims(
         "LDReg raises the dimensionality of the representation (higher effective rank)",
         "LDReg gives representations with a better linear probe",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 100 epochs), LDReg on the 256-unit "
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), LDReg on the 256-unit "
             "hidden layer next to the invariance MSE, instead of SimCLR/BYOL on ImageNet; k = 16, α = 0.01 "
             "(the official SimCLR config)",
         source_mechanism="Huang et al. 2024, Sec. 5 (LDReg increases local and global dimensionality)",

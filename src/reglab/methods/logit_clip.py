@@ -69,7 +69,7 @@ class LogitClip(FunctionModule):
                 Baselines.LABEL_SMOOTHING,
             ),
             datasets=("digits", "digits_half"),
-            settings="an MLP on 8×8 digits with 40% symmetric noise, Adam 150 epochs, every arm early-stopped on "
+            settings="an MLP on 8×8 digits with 40% symmetric noise, Adam 100 epochs, every arm early-stopped on "
             "the noisy validation split, instead of ResNet on CIFAR-10/100 with SGD; δ = 1 (τ = 1) is the official "
             "code's default, not tuned",
             source="Wei et al. 2023, Table 1 (CE vs CE + LogitClip under symmetric noise)",

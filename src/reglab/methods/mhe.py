@@ -176,7 +176,7 @@ class MHE(WeightRegularizer):
                          why="the orthogonality regularizer MHE is compared with"),
             ),
             datasets=("digits", "digits_half"),
-            settings="a 12-layer plain ReLU MLP without normalization (SGD 0.01, 40 epochs) instead of CNNs on "
+            settings="a 12-layer plain ReLU MLP without normalization (SGD 0.01, 30 epochs) instead of CNNs on "
             "CIFAR/ImageNet; s = 0 and weight 1 (the official defaults on hidden layers), every weight matrix "
             "treated alike (the official code weights the last layer 10×)",
             source="Liu et al. 2018, Tables 2-4 (MHE vs orthogonality and the plain CNN)",
@@ -207,7 +207,7 @@ class MHEFeatures(Regularizer):
         "MHE on the features spreads them (higher effective rank)",
         "MHE on the features gives a better linear probe",
         settings="the paper applies MHE to filters and classifier weights; MHE on features is this class's "
-            "extension, tested in two-view SSL on 8×8 digits (MLP encoder, Adam, 100 epochs) next to the "
+            "extension, tested in two-view SSL on 8×8 digits (MLP encoder, Adam, 50 epochs) next to the "
             "invariance MSE; s = 0, weight 1",
         source_mechanism="Liu et al. 2018, Sec. 3 (minimum energy = evenly spread points on the sphere)",
         source_outcome="Liu et al. 2018, Sec. 5 (better-spread neurons generalize better)",

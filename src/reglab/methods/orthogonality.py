@@ -148,7 +148,7 @@ class SoftOrthogonality(WeightRegularizer):
                          why="the regularizer orthogonality is added to or compared with in the paper"),
             ),
             datasets=("digits", "digits_half"),
-            settings="a 12-layer plain ReLU MLP without normalization (He init, SGD 0.01 momentum 0.9, 40 epochs) "
+            settings="a 12-layer plain ReLU MLP without normalization (He init, SGD 0.01 momentum 0.9, 30 epochs) "
             "instead of ResNets/WideResNets on CIFAR; weight 1e-4 (this class's default; the paper uses 0.1 "
             "decayed over training)",
             source="Bansal et al. 2018, Tables 1-3",
@@ -228,7 +228,7 @@ class SRIP(PowerIterationState):
                          why="the cheaper orthogonality penalty SRIP is compared with"),
             ),
             datasets=("digits", "digits_half"),
-            settings="a 12-layer plain ReLU MLP without normalization (He init, SGD 0.01 momentum 0.9, 40 epochs) "
+            settings="a 12-layer plain ReLU MLP without normalization (He init, SGD 0.01 momentum 0.9, 30 epochs) "
             "instead of ResNets/WideResNets on CIFAR; weight 1e-2 constant (the official code's starting value, "
             "without its epoch decay `reglab.schedules.srip_decay`, which is written for 200-epoch runs)",
             source="Bansal et al. 2018, Tables 1-3 (SRIP best among the orthogonality regularizers)",

@@ -17,9 +17,9 @@ import torch
 
 from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.ops import (
-    add_scaled_, as_tensors, checked_total, group_norm_grads, group_norm_sum, group_prox_, grouping, norms_sum,
-    soft_threshold,
+    add_scaled_, as_tensors, checked_total, group_norm_sum, group_prox_, grouping, norms_sum, soft_threshold,
 )
+from reglab.ops.grads import add_coefficients_, group_norm_coefficients
 from reglab.ops import hyperparameters, unit_interval
 
 PAPER = Paper(
@@ -81,9 +81,8 @@ class SparseGroupLasso(WeightRegularizer):
         """``g += α_w·((1−α)·√p_g·w_g/‖w_g‖ + α·sign(w))``; returns R from the same norms."""
         who, a = "sparse_group_lasso", self.alpha
         ws = as_tensors(who, list(tensors))
-        group_value, updates = group_norm_grads(who, ws, self.groups)
+        group_value, coefs = group_norm_coefficients(who, ws, self.groups)  # per-group c_g/‖w_g‖
         value = checked_total(who, (1.0 - a) * group_value + a * norms_sum(ws, 1), ws)
-        torch._foreach_mul_(updates, 1.0 - a)
-        torch._foreach_add_(updates, torch._foreach_sign(ws), alpha=a)
-        add_scaled_(grads, updates, alpha)
+        add_coefficients_(grads, ws, coefs, alpha * (1.0 - a))  # one addcmul_, no temporary
+        add_scaled_(grads, torch._foreach_sign(ws), alpha * a)
         return value

@@ -209,7 +209,8 @@ class TREGS(RepresentationRegularizer):
             task="ssl_collapse", metric="effective_rank", direction="higher", role="mechanism",
             min_effect=1.0, min_effect_reason="one effective dimension (of 32)",
             baselines=(Baselines.INVARIANCE_ONLY,),
-            settings="MLP encoder 64-256-32 on 8×8 digits, Adam, 100 epochs, batch 128, instead of ResNet-18/50 "
+            datasets=("digits", "digits_half"),
+            settings="MLP encoder 64-256-32 on 8×8 digits, Adam, 50 epochs, batch 128, instead of ResNet-18/50 "
             "with LARS on CIFAR/ImageNet; β=10, γ=0.2, λ=8e-4 are the paper's standalone values, not tuned "
             "(developed on seeds 0-4)",
             source="Mordacq et al. 2025, Sec. 4-5 (T-REGS prevents dimensional collapse)",
@@ -224,6 +225,7 @@ class TREGS(RepresentationRegularizer):
                 Baselines.VICREG,
                 Baselines.UNTRAINED_ENCODER,
             ),
+            datasets=("digits", "digits_half"),
             settings="as above",
             source="Mordacq et al. 2025, Tables 2-5 (linear evaluation, competitive with or above VICReg)",
         ),

@@ -142,7 +142,7 @@ class TiCo(RepresentationRegularizer):
     function = tico
     call_args = ("cov",)
     _settings = (
-        "MLP encoder 64-256-32 on two augmented views of 8×8 digits, Adam lr 1e-3, batch 128, 100 epochs, instead "
+        "MLP encoder 64-256-32 on two augmented views of 8×8 digits, Adam lr 1e-3, batch 128, 50 epochs, instead "
         "of ResNet-50 + projector 2048-4096-256 on ImageNet (batch 4096, LARS, 1000 epochs); TiCo is the whole loss, "
         "β = 0.9, ρ = 20 (lightly / sayannag; the paper's own value unverified, see the class docstring), view a = "
         "the first view every step; developed on seeds 0-4"

@@ -101,7 +101,7 @@ class VICReg(RepresentationRegularizer):
             task="ssl_collapse", metric="effective_rank", direction="higher", role="mechanism",
             min_effect=1.0, min_effect_reason="one effective dimension (of 32)",
             baselines=(Baseline("invariance only", why="the loss that collapses without the two terms"),),
-            settings="MLP encoder 64-256-32 on 8×8 digits, Adam, 100 epochs, instead of ResNet-50 on ImageNet "
+            settings="MLP encoder 64-256-32 on 8×8 digits, Adam, 50 epochs, instead of ResNet-50 on ImageNet "
             "with LARS; λ=μ=25, ν=1 are the paper's",
             source="Bardes et al. 2022, ablation of the loss terms (without the variance term training collapses)",
         ),

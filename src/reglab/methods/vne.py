@@ -57,7 +57,7 @@ class VNE(RepresentationRegularizer):
     claims = ssl_claims(
         "Raising the von Neumann entropy of the representation raises its effective rank",
         "Raising the representation's von Neumann entropy improves its linear probe",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 100 epochs), −α·VNE on the 256-unit "
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), −α·VNE on the 256-unit "
             "hidden layer next to the invariance MSE, α = 1 (the paper sets α per application), instead of "
             "the paper's ImageNet SSL runs",
         source_mechanism="Kim et al. 2023, Sec. 3 (VNE increases the rank/isotropy of the representation)",

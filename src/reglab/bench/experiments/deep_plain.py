@@ -3,7 +3,7 @@
 ``depth`` hidden layers of width 128 (ReLU, He initialization, zero biases,
 no normalization, no skip connections; depth 12 by default)
 are trained with SGD (lr 0.01, momentum 0.9: the optimizer of the
-orthogonality papers), batch 128, 40 epochs (4 in quick mode) on the clean
+orthogonality papers), batch 128, 30 epochs (4 in quick mode) on the clean
 training split; the epoch is selected on validation. Without normalization
 or skips the signal shrinks through the layers and training is slow: what
 orthogonality regularizers (soft orthogonality, SRIP, MHE...) claim to fix.
@@ -28,7 +28,7 @@ from reglab.bench.data import load
 from reglab.bench.experiments._train import SelectOnValidation, accuracy, mlp, result, train_loop
 from reglab.bench.tasks import TaskResult, build_arm, task
 
-WIDTH, EPOCHS, QUICK_EPOCHS, BATCH, LR = 128, 40, 4, 128, 0.01
+WIDTH, EPOCHS, QUICK_EPOCHS, BATCH, LR = 128, 30, 4, 128, 0.01
 
 
 @torch.no_grad()

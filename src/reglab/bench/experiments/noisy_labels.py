@@ -1,6 +1,6 @@
 """Lab task ``label_noise``: training under symmetric label noise.
 
-An MLP (d-256-10, Adam 1e-3, batch 128, 150 epochs) is trained on a
+An MLP (d-256-10, Adam 1e-3, batch 128, 100 epochs) is trained on a
 training split with a share ``noise`` of labels flipped to a random other
 class; the validation split is noisy in the same way (a practitioner's
 validation labels are no cleaner than their training labels), the test
@@ -20,7 +20,7 @@ from reglab.bench.data import load
 from reglab.bench.experiments._train import classifier, SelectOnValidation, accuracy, memorization_rate, result, train_output_model
 from reglab.bench.tasks import TaskResult, task
 
-EPOCHS, QUICK_EPOCHS, BATCH = 150, 8, 128
+EPOCHS, QUICK_EPOCHS, BATCH = 100, 8, 128
 
 
 @task("label_noise", datasets=("digits", "digits_half", "mnist1d"))

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reglab.bench.data import load
-from reglab.bench.experiments._train import SelectOnValidation, Timing, result
+from reglab.bench.experiments._train import SelectOnValidation, Timing, fused_optimizer, result
 from reglab.bench.experiments.transformer import D_MODEL, TinyTransformer, builtin_positions, tokenize
 from reglab.bench.tasks import TaskResult, build_arm, task
 from reglab.methods.droppos import droppos, droppos_masks, droppos_sigma
@@ -165,7 +165,7 @@ def positions(
                                                     width=width, generator=gen)
             ct_pool.append((piv, cand, labels))
             tr_pool.append((idx, shifted))
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    opt = fused_optimizer(torch.optim.AdamW, params, lr=lr, weight_decay=0.0)
     selection = SelectOnValidation(model)
     selection.update(accuracy(model, x_va, data.y_val, train_pos), -1)
     curves: dict[str, list[float]] = {"val_accuracy": [], "test_accuracy": [], "train_loss": []}

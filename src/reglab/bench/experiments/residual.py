@@ -3,7 +3,7 @@
 A pre-norm residual MLP (input 64 → width 128, ``depth`` blocks of
 LayerNorm-Linear-ReLU-Linear added to the stream, LayerNorm + linear head;
 depth 8, i.e. 16 weight layers in the blocks) is trained with Adam 1e-3,
-batch 128, 60 epochs (4 in quick mode) on the clean training split; the
+batch 128, 30 epochs (4 in quick mode) on the clean training split; the
 epoch is selected on the validation split.
 
 The arm wraps every block's branch output (``h = h + arm(branch(h))``):
@@ -32,7 +32,7 @@ from reglab.bench.data import load
 from reglab.bench.experiments._train import SelectOnValidation, accuracy, result, train_loop
 from reglab.bench.tasks import TaskResult, build_arm, task
 
-WIDTH, EPOCHS, QUICK_EPOCHS, BATCH = 128, 60, 4, 128
+WIDTH, EPOCHS, QUICK_EPOCHS, BATCH = 128, 30, 4, 128
 
 
 class ResidualMLP(nn.Module):

@@ -8,7 +8,7 @@ baselines (``arm=None``), from the task argument ``index`` (``"faiss-sq4"``, ``"
 :func:`reglab.embeddings.retrieval.index_named`). Metric: recall@10 against exact float32 search; the
 queries are split into 16 fixed folds (a seeded permutation, the same for every arm), the units the
 claims pair over (``paired_over="units"``); ``bytes_per_vector`` says what the index stores. The data and
-encoder are optional (``$REGLAB_STS_DATA`` or ``../shared/data/sts``; extra ``reglab[text]``), faiss too
+encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab; extra ``reglab[text]``), faiss too
 (``reglab[faiss]``): without them the run is skipped.
 """
 
@@ -48,7 +48,7 @@ def retrieval(
 
     root = Path(data) if data else default_data_dir()
     if root is None or not root.exists():
-        raise TaskUnavailable("STS data not found (looked at $REGLAB_STS_DATA and ../shared/data/sts)")
+        raise TaskUnavailable("STS data not found (looked at $REGLAB_STS_DATA and the files shipped with reglab)")
     try:
         enc = get_encoder("minilm")
     except TextExtraMissing as err:

@@ -27,20 +27,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from reglab.bench.data import augment_digits, load
-from reglab.bench.experiments._train import SelectOnValidation, Timing, accuracy, mlp, result
+from reglab.bench.data import augment_digits, load, stratified_share
+from reglab.bench.experiments._train import SelectOnValidation, Timing, accuracy, fused_optimizer, mlp, result
 from reglab.bench.tasks import TaskResult, build_arm, task
 
 EPOCHS, QUICK_EPOCHS, UNLABELED_BATCH, LABELED_BATCH = 60, 4, 128, 32
-
-
-def _labeled_share(x: torch.Tensor, y: torch.Tensor, share: float, seed: int) -> tuple[torch.Tensor, ...]:
-    """(x_labelled, y_labelled, x_unlabelled): a stratified ``share`` keeps its labels."""
-    from sklearn.model_selection import train_test_split
-
-    idx = torch.arange(len(y)).numpy()
-    lab, unlab = train_test_split(idx, train_size=share, random_state=seed, stratify=y.numpy())
-    return x[lab], y[lab], x[unlab]
 
 
 @task("semi_supervised", datasets=("digits", "digits_half"))  # the views shift 8×8 images
@@ -49,14 +40,16 @@ def semi_supervised(
 ) -> TaskResult:
     t0 = time.perf_counter()
     data = load(dataset, seed)
-    x_lab, y_lab, x_unlab = _labeled_share(data.x_train, data.y_train, labeled, seed)
-    x_val, y_val, _ = _labeled_share(data.x_val, data.y_val, labeled, seed + 1)
+    lab, unlab = stratified_share(data.y_train, labeled, seed)  # a stratified share keeps its labels
+    x_lab, y_lab, x_unlab = data.x_train[lab], data.y_train[lab], data.x_train[unlab]
+    val = stratified_share(data.y_val, labeled, seed + 1)[0]
+    x_val, y_val = data.x_val[val], data.y_val[val]
     epochs = QUICK_EPOCHS if quick else EPOCHS
     torch.manual_seed(seed)
     model = mlp(data.num_features, 256, data.num_classes)
     reg = build_arm(arm)
     views = getattr(reg, "num_inputs", 1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = fused_optimizer(torch.optim.Adam, model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
     selection = SelectOnValidation(model)
     test_curve: list[float] = []

@@ -5,7 +5,7 @@ fitted on the distinct sentences of the STS files only (the transductive
 protocol of BERT-whitening, Su et al. 2021) and scored by the mean Spearman
 and Pearson correlation of cosine similarity with the gold scores, as
 :func:`reglab.embeddings.sts.evaluate_sts` does for ``reglab sts``. The data
-and the encoder are optional (``$REGLAB_STS_DATA`` or ``../shared/data/sts``;
+and the encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab;
 extra ``reglab[text]``): without them the run is reported as skipped.
 """
 
@@ -45,7 +45,7 @@ def sts_task(
     root = Path(data) if data else default_data_dir()
     if root is None or not root.exists():
         raise TaskUnavailable(
-            f"STS data not found (looked at {data or '$REGLAB_STS_DATA and ../shared/data/sts'})"
+            f"STS data not found (looked at {data or '$REGLAB_STS_DATA and the files shipped with reglab'})"
         )
     try:
         enc = get_encoder(encoder)

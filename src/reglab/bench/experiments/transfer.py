@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reglab.bench.data import load
+from reglab.bench.data import load, stratified_share
 from reglab.bench.experiments._train import SelectOnValidation, accuracy, result, train_loop
 from reglab.bench.tasks import TaskResult, build_arm, task
 
@@ -45,15 +45,6 @@ def _classes(x: torch.Tensor, y: torch.Tensor, lo: int, hi: int) -> tuple[torch.
     return x[keep], y[keep] - lo
 
 
-def _share(x: torch.Tensor, y: torch.Tensor, share: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.model_selection import train_test_split
-
-    if share >= 1.0:
-        return x, y
-    idx, _ = train_test_split(torch.arange(len(y)).numpy(), train_size=share, random_state=seed, stratify=y.numpy())
-    return x[idx], y[idx]
-
-
 @task("transfer", datasets=("digits", "digits_half"))
 def transfer(
     arm: dict | None, *, seed: int, quick: bool = False, dataset: str = "digits", share: float = 0.1
@@ -67,8 +58,12 @@ def transfer(
     train_loop(source, xs, ys, loss_fn(source), epochs=QUICK_EPOCHS if quick else SOURCE_EPOCHS,
                batch_size=128, seed=seed)  # fmt: skip
 
-    x_tr, y_tr = _share(*_classes(data.x_train, data.y_train, 5, 10), share, seed)
-    x_va, y_va = _share(*_classes(data.x_val, data.y_val, 5, 10), share, seed + 1)
+    x_tr, y_tr = _classes(data.x_train, data.y_train, 5, 10)
+    keep = stratified_share(y_tr, share, seed)[0]
+    x_tr, y_tr = x_tr[keep], y_tr[keep]
+    x_va, y_va = _classes(data.x_val, data.y_val, 5, 10)
+    keep = stratified_share(y_va, share, seed + 1)[0]
+    x_va, y_va = x_va[keep], y_va[keep]
     x_te, y_te = _classes(data.x_test, data.y_test, 5, 10)
     model = Net(data.num_features, 5)
     model.body.load_state_dict(source.body.state_dict())  # the new head keeps its fresh initialization

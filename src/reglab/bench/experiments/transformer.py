@@ -83,7 +83,7 @@ from torch import nn
 
 import reglab
 from reglab.bench.data import load
-from reglab.bench.experiments._train import SelectOnValidation, Timing, result
+from reglab.bench.experiments._train import SelectOnValidation, Timing, fused_optimizer, result
 from reglab.bench.tasks import TaskResult, build_arm, task
 from reglab.core.registry import get
 
@@ -289,7 +289,7 @@ def transformer(
     elif route == "weight_penalty":
         regs = reglab.attach(model, build_arm(arm).on(modules=nn.Linear))
 
-    opt = torch.optim.AdamW(list(model.parameters()) + extra, lr=lr, weight_decay=weight_decay)
+    opt = fused_optimizer(torch.optim.AdamW, list(model.parameters()) + extra, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0)
     selection = SelectOnValidation(model)
     curves: dict[str, list[float]] = {"test_accuracy": [], "val_accuracy": [], "train_loss": [],

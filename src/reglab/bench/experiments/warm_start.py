@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 import reglab
 from reglab.bench.data import load
-from reglab.bench.experiments._train import Timing, accuracy, classifier, result
+from reglab.bench.experiments._train import Timing, accuracy, classifier, fused_optimizer, result
 from reglab.bench.tasks import TaskResult, build_arm, task
 
 LR = 1e-3
@@ -78,7 +78,7 @@ def warm_start(
             operation(model, generator=torch.Generator().manual_seed(seed + 100 + k))
         idx_seen = order[: bounds[k]]
         x, y = data.x_train[idx_seen], data.y_train[idx_seen]
-        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        opt = fused_optimizer(torch.optim.Adam, model.parameters(), lr=LR)
         gen = torch.Generator().manual_seed(seed + 1 + 10 * k)
         epochs = 0
         while epochs < max_epochs:
