@@ -111,3 +111,63 @@ def test_representation_nan_and_float32_overflow_raise_at_the_flush(accelerator)
         checks.flush_checks()
     reg(torch.randn(8, 4, dtype=torch.float64) * 1e12)  # float64 input: no overflow check
     checks.flush_checks()
+
+
+# ---------------------------------------------------------------- labels, indices, group maps
+def _label_calls():
+    """(name, call(labels, index) -> value) for the regularizers that take class labels or dataset indices."""
+    logits = torch.randn(6, 4, requires_grad=True)
+    ls = reglab.create("label_smoothing")
+    elr = reglab.create("elr", num_samples=10, num_classes=4)
+    pskd = reglab.create("pskd", num_samples=10, num_classes=4)
+    return [
+        ("LabelSmoothing", lambda y, i: ls(y, 4).sum()),
+        ("ELR", lambda y, i: elr(logits, i)),
+        ("PSKD", lambda y, i: pskd(y, i, logits).sum()),
+    ]
+
+
+@pytest.mark.parametrize("k", range(3))
+def test_labels_and_indices_are_checked_without_a_host_read(accelerator, monkeypatch, k):
+    name, call = _label_calls()[k]
+    y, i = torch.tensor([0, 1, 2, 3, 0, 1]), torch.arange(6)
+    with no_host_sync(monkeypatch):
+        call(y, i)
+    assert checks.pending_checks() >= 1
+    checks.flush_checks()
+
+
+@pytest.mark.parametrize("k", range(3))
+def test_an_out_of_range_label_or_index_raises_at_the_flush_and_never_indexes_out_of_bounds(accelerator, k):
+    name, call = _label_calls()[k]
+    y, i = torch.tensor([0, 1, 2, 3, 0, 1]), torch.arange(6)
+    bad_y, bad_i = torch.tensor([0, 1, 2, 7, 0, 1]), torch.tensor([0, 1, 2, 3, 4, 12])
+    value = call(bad_y if name != "ELR" else y, bad_i)  # clamped: no IndexError (a device assert on CUDA)
+    assert torch.isfinite(value).all()
+    what = "dataset indices in \\[0, 10\\)" if name == "ELR" else "labels in \\[0, 4\\)"
+    with pytest.raises(reglab.RegularizerInputError, match=f"{name} expects {what}.*got a value outside it"):
+        checks.flush_checks()
+
+
+def test_cpu_labels_still_raise_at_the_call_with_the_values():
+    with pytest.raises(reglab.RegularizerInputError, match=r"LabelSmoothing expects labels in \[0, 4\), got values in \[0, 7\]"):
+        reglab.create("label_smoothing")(torch.tensor([0, 7]), 4)
+    assert checks.pending_checks() == 0
+
+
+def test_a_group_map_is_read_once_not_every_step(accelerator, monkeypatch):
+    w = torch.randn(4, 6, requires_grad=True)
+    ids = torch.arange(24).reshape(4, 6) % 5
+    reg = reglab.create("group_lasso", groups=ids)
+    first = reg(w)  # the map's check and structure: read once
+    with no_host_sync(monkeypatch):
+        again = reg(w)
+        again.backward()
+    assert torch.equal(first, again.detach())
+    checks.flush_checks()
+    ids[0, 0] = 3  # changed in place: checked and analysed again
+    with pytest.raises(AssertionError, match="host sync"), no_host_sync(monkeypatch):
+        reg(w)
+    ids[0, 0] = -1
+    with pytest.raises(reglab.RegularizerInputError, match="non-negative group ids"):
+        reg(w)

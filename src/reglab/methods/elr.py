@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import torch
 
+from reglab.core import checks as _checks
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
 from reglab.core.distributed import is_distributed
 from reglab.ops import (
@@ -46,7 +47,17 @@ def elr(logits: torch.Tensor, targets: torch.Tensor, *, clamp: float = 1e-4) -> 
 
 def _check_gathered(p: torch.Tensor, index: torch.Tensor) -> None:
     """Checked on the gathered batch: every rank sees the same rows and raises the same
-    error, so no rank is left waiting in the next collective."""
+    error, so no rank is left waiting in the next collective. On an accelerator both
+    checks are queued (no host sync) and raised at the step's end, on every rank alike."""
+    if _checks.defers(p):
+        sorted_index = index.sort().values
+        _checks.defer_check(torch.isfinite(p).all(), "ELR got NaN or inf logits (checked at the step's end)")
+        _checks.defer_check(
+            ~(sorted_index[1:] == sorted_index[:-1]).any(),
+            "ELR got duplicate dataset indices in one batch: a sample's target would be updated from only one "
+            "of its rows; use a sampler without replacement (checked at the step's end)",
+        )
+        return
     if not bool(torch.isfinite(p).all()):
         raise RegularizerInputError(f"ELR got NaN or inf logits (in the batch of {p.shape[0]} rows over all ranks)")
     distinct = torch.unique(index).numel()

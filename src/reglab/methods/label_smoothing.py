@@ -21,7 +21,7 @@ PAPER = Paper(
 @hyperparameters("LabelSmoothing", epsilon=probability)
 def smooth_labels(labels: torch.Tensor, num_classes: int, epsilon: float = 0.1) -> torch.Tensor:
     """Label-smoothed targets ``(1 − ε)·onehot(y) + ε/C`` (Szegedy et al., 2016)."""
-    check_labels("LabelSmoothing", labels, num_classes)
+    labels = check_labels("LabelSmoothing", labels, num_classes)
     onehot = F.one_hot(labels, num_classes).float()
     return onehot * (1.0 - epsilon) + epsilon / num_classes
 

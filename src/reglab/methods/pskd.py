@@ -116,11 +116,12 @@ class PSKD(Configurable, nn.Module):
     def forward(self, labels: torch.Tensor, index: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         check_logits("PSKD", logits)
         check_num_classes("PSKD", logits, self.num_classes)
-        check_labels("PSKD", labels, self.num_classes, batch=logits.shape[0])
+        labels = check_labels("PSKD", labels, self.num_classes, batch=logits.shape[0])
         index = check_index("PSKD", index, self.num_samples, logits.shape[0])
         onehot = F.one_hot(labels.long(), self.num_classes).to(self.predictions.dtype)
         prev = torch.where(self.seen[index, None], self.predictions[index], onehot)
-        alpha = self.alpha
+        # α_t from the epoch buffer on its device: reading it with int() would sync the host every step
+        alpha = self.alpha_T * (self.epoch + 1).clamp(max=self.total_epochs).to(onehot.dtype) / self.total_epochs
         soft = (1.0 - alpha) * onehot + alpha * prev
         if self.training:
             with torch.no_grad():

@@ -99,7 +99,7 @@ def seqpe_contrastive(
     k = cand.shape[1]
     if k < 2:
         raise RegularizerInputError(f"{WHO} needs at least 2 candidates per pivot, got K={k}")
-    check_labels(WHO, labels, k, batch=b)
+    labels = check_labels(WHO, labels, k, batch=b)
     _heads(WHO, "heads", d, heads)
     pivot, cand = _promote(pivot, cand)
     with no_autocast(pivot):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -45,28 +46,67 @@ def group_rows(who: str, w: torch.Tensor, groups: str) -> torch.Tensor:
 
 
 def check_group_map(who: str, w: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """An integer tensor of non-negative group ids with the weight's shape."""
+    """An integer tensor of non-negative group ids with the weight's shape.
+
+    The value check (no negative id) reads the map once: a map is checked
+    again only after it changed (its version counter moved), so a penalty
+    called every step on an accelerator does not sync the host every step."""
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise RegularizerInputError(f"{who} expects an integer tensor of group ids, got dtype {ids.dtype}")
     if ids.shape != w.shape:
         raise RegularizerInputError(
             f"{who} expects a group map with the weight's shape {tuple(w.shape)}, got {tuple(ids.shape)}"
         )
-    if ids.numel() and int(ids.min()) < 0:
-        raise RegularizerInputError(f"{who} expects non-negative group ids, got a minimum of {int(ids.min())}")
+    if _cached(ids, "checked") is None:
+        if ids.numel() and int(ids.min()) < 0:
+            raise RegularizerInputError(f"{who} expects non-negative group ids, got a minimum of {int(ids.min())}")
+        _store(ids, "checked", True)
     return ids
+
+
+#: Per group map, what was derived from its values: ``id(ids) -> (weakref to ids, version, {key: value})``.
+#: Keyed by id with a weak reference to tell a reused id from the same tensor (tensors cannot be
+#: dictionary keys: their ``==`` is elementwise). Bounded: the oldest maps are forgotten first.
+_MAP_CACHE: dict[int, tuple[weakref.ref, int, dict[object, object]]] = {}
+_MAP_CACHE_SIZE = 64
+
+
+def _cached(ids: torch.Tensor, key: object) -> object | None:
+    entry = _MAP_CACHE.get(id(ids))
+    if entry is None or entry[0]() is not ids or entry[1] != ids._version:
+        return None
+    return entry[2].get(key)
+
+
+def _store(ids: torch.Tensor, key: object, value: object) -> None:
+    entry = _MAP_CACHE.get(id(ids))
+    if entry is None or entry[0]() is not ids or entry[1] != ids._version:
+        if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:
+            _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
+        entry = (weakref.ref(ids), ids._version, {})
+        _MAP_CACHE[id(ids)] = entry
+    entry[2][key] = value
 
 
 def group_map_norms(w: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-group L2 norms for a user map of group ids.
 
     Returns ``(norms, sizes, inverse)``: one entry per distinct id (ids need
-    not be contiguous) and, per element, the index of its group.
+    not be contiguous) and, per element, the index of its group. The group
+    structure (``torch.unique``, which reads the number of groups back to the
+    host) is computed once per map and device, then reused while the map is
+    unchanged.
     """
-    _, inverse = torch.unique(ids.reshape(-1).to(w.device), return_inverse=True)
-    num = int(inverse.max()) + 1
+    key = ("structure", w.device, w.dtype)
+    structure = _cached(ids, key)
+    if structure is None:
+        _, inverse = torch.unique(ids.reshape(-1).to(w.device), return_inverse=True)
+        num = int(inverse.max()) + 1
+        sizes = torch.bincount(inverse, minlength=num).to(w.dtype)
+        structure = (inverse, num, sizes)
+        _store(ids, key, structure)
+    inverse, num, sizes = structure  # type: ignore[misc]
     sq = torch.zeros(num, dtype=w.dtype, device=w.device).index_add(0, inverse, w.reshape(-1).pow(2))
-    sizes = torch.bincount(inverse, minlength=num).to(w.dtype)
     # sqrt with subgradient 0 at an all-zero group (plain sqrt would give NaN there).
     pos = sq > 0
     norms = torch.where(pos, torch.where(pos, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))

@@ -185,12 +185,24 @@ def check_labels(who: str, labels: object, num_classes: int, *, batch: int | Non
         )
     if labels.numel() == 0 or not has_data(labels):
         return labels
+    if _checks.defers(labels):
+        return _deferred_range(who, labels, num_classes, f"labels in [0, {num_classes})")
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_classes:
         raise RegularizerInputError(
             f"{who} expects labels in [0, {num_classes}), got values in [{lo}, {hi}]"
         )
     return labels
+
+
+def _deferred_range(who: str, values: torch.Tensor, size: int, expects: str) -> torch.Tensor:
+    """On an accelerator: queue the range check (read once per step, :mod:`reglab.core.checks`)
+    and return the values clamped into [0, size), so that an out-of-range label or index
+    cannot trigger a device-side assert (which would leave the device unusable, with no
+    message) before the queued error names the regularizer, at most one step late."""
+    ok = ((values >= 0) & (values < size)).all()
+    _checks.defer_check(ok, f"{who} expects {expects}, got a value outside it (checked at the step's end)")
+    return values.clamp(0, size - 1)
 
 
 def check_index(who: str, index: object, num_samples: int, batch: int) -> torch.Tensor:
@@ -203,6 +215,9 @@ def check_index(who: str, index: object, num_samples: int, batch: int) -> torch.
         raise RegularizerInputError(f"{who} got {index.shape[0]} indices for a batch of {batch} rows")
     if index.numel() == 0 or not has_data(index):
         return index.long()
+    if _checks.defers(index):
+        return _deferred_range(who, index.long(), num_samples, f"dataset indices in [0, {num_samples}) "
+                               f"(num_samples={num_samples})")  # fmt: skip
     lo, hi = int(index.min()), int(index.max())
     if lo < 0 or hi >= num_samples:
         raise RegularizerInputError(
