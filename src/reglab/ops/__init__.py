@@ -64,14 +64,13 @@ from reglab.ops.groups import (
     group_rows,
     grouping,
 )
-from reglab.ops.grads import add_scaled_, group_norm_grads, indices_by_shape, zero_safe_inverse
+from reglab.ops.grads import add_scaled_, indices_by_shape, zero_safe_inverse
 from reglab.ops.prox import group_soft_threshold, soft_threshold
 from reglab.ops.targets import mean_entropy, soft_cross_entropy
 
 __all__ = [
     "GROUPINGS",
     "add_scaled_",
-    "group_norm_grads",
     "indices_by_shape",
     "zero_safe_inverse",
     "as_tensors",

@@ -26,8 +26,7 @@ from reglab.core.regularizer import add_coefficients_
 from reglab.ops.groups import check_group_map, group_map_norms, group_rows
 
 __all__ = [
-    "add_coefficients_", "add_scaled_", "group_norm_coefficients", "group_norm_grads", "indices_by_shape",
-    "zero_safe_inverse",
+    "add_coefficients_", "add_scaled_", "group_norm_coefficients", "indices_by_shape", "zero_safe_inverse",
 ]
 
 
@@ -121,16 +120,6 @@ def group_norm_coefficients(
         coefs.append((c * zero_safe_inverse(norms)).reshape(shape))
     assert value is not None
     return value, coefs
-
-
-def group_norm_grads(
-    who: str, tensors: Sequence[torch.Tensor], groups: str | torch.Tensor, sqrt_size: bool = True
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``(Σ_g c_g‖w_g‖₂, [∇…])`` with ``c_g = √p_g`` (``sqrt_size``) or 1: the gradients
-    materialized (one temporary per weight); :func:`group_norm_coefficients` and
-    :func:`add_coefficients_` add them without it."""
-    value, coefs = group_norm_coefficients(who, tensors, groups, sqrt_size)
-    return value, [w * c for w, c in zip(tensors, coefs)]
 
 
 def indices_by_shape(mats: Sequence[torch.Tensor]) -> list[list[int]]:

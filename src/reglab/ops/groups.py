@@ -71,21 +71,25 @@ _MAP_CACHE: dict[int, tuple[weakref.ref, int, dict[object, object]]] = {}
 _MAP_CACHE_SIZE = 64
 
 
-def _cached(ids: torch.Tensor, key: object) -> object | None:
+def _derived(ids: torch.Tensor) -> dict[object, object] | None:
+    """What was derived from this map while it is the same tensor, unchanged; None otherwise."""
     entry = _MAP_CACHE.get(id(ids))
-    if entry is None or entry[0]() is not ids or entry[1] != ids._version:
-        return None
-    return entry[2].get(key)
+    return entry[2] if entry is not None and entry[0]() is ids and entry[1] == ids._version else None
+
+
+def _cached(ids: torch.Tensor, key: object) -> object | None:
+    derived = _derived(ids)
+    return None if derived is None else derived.get(key)
 
 
 def _store(ids: torch.Tensor, key: object, value: object) -> None:
-    entry = _MAP_CACHE.get(id(ids))
-    if entry is None or entry[0]() is not ids or entry[1] != ids._version:
+    derived = _derived(ids)
+    if derived is None:
         if len(_MAP_CACHE) >= _MAP_CACHE_SIZE:
             _MAP_CACHE.pop(next(iter(_MAP_CACHE)))
-        entry = (weakref.ref(ids), ids._version, {})
-        _MAP_CACHE[id(ids)] = entry
-    entry[2][key] = value
+        derived = {}
+        _MAP_CACHE[id(ids)] = (weakref.ref(ids), ids._version, derived)
+    derived[key] = value
 
 
 def group_map_norms(w: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
