@@ -7,8 +7,9 @@ import json
 import sys
 
 
-#: what the sts / retrieval help says the default data are
-_DEFAULT_HELP = "the SemEval STS 2012–2014 test files shipped with reglab (12 files; see NOTICE)"
+#: the default data, as the sts / retrieval help and "using ..." lines name them
+_SHIPPED = "the SemEval STS 2012–2014 test files shipped with reglab (12 files"
+_DEFAULT_HELP = f"{_SHIPPED}; see NOTICE)"
 
 
 def _describe_default(found) -> str:
@@ -16,7 +17,7 @@ def _describe_default(found) -> str:
     from reglab.embeddings.sts import shipped_data_dir
 
     if found == shipped_data_dir():
-        return f"the SemEval STS 2012–2014 test files shipped with reglab (12 files; terms: {found / 'NOTICE.md'})"
+        return f"{_SHIPPED}; terms: {found / 'NOTICE.md'})"
     return f"{found} ($REGLAB_STS_DATA)"
 
 
