@@ -274,7 +274,8 @@ def test_attach_from_config_resolves_torch_nn_the_models_types_and_an_allow_list
 def test_loading_a_file_that_names_a_non_transform_says_so(tmp_path, config):
     path = tmp_path / "t.pt"
     torch.save({"config": config, "state": {}}, path)
-    with pytest.raises(reglab.RegularizerInputError, match=rf"names '{config['name']}', which is not an embedding transform"):
+    expected = rf"names '{config['name']}', which is not an embedding transform"
+    with pytest.raises(reglab.RegularizerInputError, match=expected):
         EmbeddingTransform.load(path)  # was: built L2/SAM, then an obscure failure
     torch.save([1, 2], path)
     with pytest.raises(reglab.RegularizerInputError, match="not a file written by EmbeddingTransform.save"):
@@ -286,7 +287,9 @@ def test_loading_a_file_that_names_a_non_transform_says_so(tmp_path, config):
 # ------------------------------------------------------------------ the removed module paths
 
 
-@pytest.mark.parametrize("path", ["reglab.bind", "reglab.regularizers", "reglab.registry", "reglab.paper", "reglab.prox"])
+@pytest.mark.parametrize(
+    "path", ["reglab.bind", "reglab.regularizers", "reglab.registry", "reglab.paper", "reglab.prox"]
+)
 def test_the_pre_restructure_module_paths_are_gone(path):
     sys.modules.pop(path, None)
     with pytest.raises(ModuleNotFoundError):

@@ -410,7 +410,7 @@ def _type_path(t: type) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) -> dict[str, type]:
+def _allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) -> dict[str, type]:
     """The module types a config may name, by the path :func:`selection_config` writes
     (``module.qualname``): the ``nn.Module`` classes of ``torch.nn``, the classes of the
     model's modules and their ``nn.Module`` bases, and ``module_types``. Nothing is imported:
@@ -437,9 +437,11 @@ def allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) ->
 
 
 def _resolve_type(path: object, allowed: dict[str, type]) -> type:
-    """The allowed type a config names; never an import (see :func:`allowed_module_types`)."""
+    """The allowed type a config names; never an import (see :func:`_allowed_module_types`)."""
     if not isinstance(path, str):
-        raise ValueError(f"attach_from_config: on.modules takes module type paths such as 'torch.nn.Linear', got {path!r}")
+        raise ValueError(
+            f"attach_from_config: on.modules takes module type paths such as 'torch.nn.Linear', got {path!r}"
+        )
     if path in allowed:
         return allowed[path]
     close = difflib.get_close_matches(path, list(allowed), n=3, cutoff=0.6)
@@ -478,7 +480,7 @@ def selection_config(s: Selection) -> dict[str, Any]:
 
 def selection_from_config(cfg: dict[str, Any], allowed: dict[str, type] | None = None) -> dict[str, Any]:
     """``.on(...)`` keywords from :func:`selection_config`'s output; module types are looked up in
-    ``allowed`` (:func:`allowed_module_types`; default: torch.nn's), never imported."""
+    ``allowed`` (:func:`_allowed_module_types`; default: torch.nn's), never imported."""
     import re
 
     if not isinstance(cfg, dict):
@@ -491,7 +493,7 @@ def selection_from_config(cfg: dict[str, Any], allowed: dict[str, type] | None =
         out["params"] = [re.compile(v["regex"]) if isinstance(v, dict) else v for v in out["params"]]
     if "modules" in out:
         if allowed is None:
-            allowed = allowed_module_types(nn.Module())
+            allowed = _allowed_module_types(nn.Module())
         paths = out["modules"] if isinstance(out["modules"], (list, tuple)) else [out["modules"]]
         out["modules"] = tuple(_resolve_type(p, allowed) for p in paths)
     return out
@@ -519,7 +521,7 @@ def attach_from_config(
         cfg = _read_config(os.fspath(cfg))
     if not isinstance(cfg, dict) or not isinstance(cfg.get("bindings"), list):
         raise ValueError(f"attach_from_config expects {{'bindings': [...]}} from RegularizerSet.get_config(), got {cfg!r}")
-    allowed = allowed_module_types(model, module_types)
+    allowed = _allowed_module_types(model, module_types)
     bindings = []
     for i, entry in enumerate(cfg["bindings"]):
         if not isinstance(entry, dict) or "regularizer" not in entry:

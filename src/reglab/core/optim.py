@@ -102,7 +102,9 @@ class WrappedOptimizer(Registered, Configurable, torch.optim.Optimizer):
             )
         param = f"parameter {k} (shape {tuple(t.shape)}) of param group {g}"
         if what == "weight":
-            raise RegularizerInputError(f"{who} found NaN/inf values in {param}{where}; refusing to step on non-finite weights")
+            raise RegularizerInputError(
+                f"{who} found NaN/inf values in {param}{where}; refusing to step on non-finite weights"
+            )
         raise RegularizerInputError(
             f"{who} found NaN/inf values in the gradient of {param}{where}; refusing to step: the weights are left "
             f"as they were (a NaN/inf input or loss gives NaN gradients)"

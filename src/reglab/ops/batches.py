@@ -96,7 +96,8 @@ class _Float64Statistics(torch.autograd.Function):
             raise RegularizerInputError(
                 f"{ctx.who}: the gradient with respect to the float32 {ctx.what} of shape {ctx.shape} has "
                 f"{cause} (the penalty itself was computed in float64 because float32 statistics of entries "
-                f"this large overflow); refusing to return an inf/NaN gradient: pass the {ctx.what} in float64, or rescale"
+                f"this large overflow); refusing to return an inf/NaN gradient: pass the {ctx.what} in float64, "
+                f"or rescale"
             )
         return g32, None, None
 
