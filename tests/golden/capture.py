@@ -84,7 +84,6 @@ def _capture(registered=None):
     for name in reglab.list_regularizers():
         if registered is not None and name not in registered:
             continue
-        cls = reglab.registry.get(name) if hasattr(reglab, "registry") else None
         cls = reglab.info(name).cls
         kind, form = cls.kind, cls.form
         torch.manual_seed(123)

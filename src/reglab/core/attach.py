@@ -317,10 +317,19 @@ class RegularizerSet(nn.Module):
             for b, ps in prox:
                 if b.applies_now():
                     apply_prox(b.regularizer, ps, optimizer, factor=b.selection.every)
-        for reg in self.regularizers:
+        for reg in self._distinct_regularizers():
             reg.step()
         self._grads_added = False
         flush_checks()  # finite checks deferred on accelerators: one host sync per step, here
+
+    def _distinct_regularizers(self) -> list[Regularizer]:
+        """Each regularizer once, in binding order: one instance bound twice (``reg.on(params="a*")``
+        and ``reg.on(params="b*")``) has one step counter, so one schedule and one ``every=k`` phase,
+        advanced once per step."""
+        seen: dict[int, Regularizer] = {}
+        for reg in self.regularizers:
+            seen.setdefault(id(reg), reg)
+        return list(seen.values())
 
     def parameters_of(self, name: str) -> list[tuple[str, nn.Parameter]]:
         """The (name, parameter) pairs selected by binding ``name``."""
@@ -401,19 +410,47 @@ def _type_path(t: type) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _resolve_type(path: str) -> type:
-    import importlib
+def _allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) -> dict[str, type]:
+    """The module types a config may name, by the path :func:`selection_config` writes
+    (``module.qualname``): the ``nn.Module`` classes of ``torch.nn``, the classes of the
+    model's modules and their ``nn.Module`` bases, and ``module_types``. Nothing is imported:
+    a config is data, and naming a module must not run its code."""
+    allowed: dict[str, type] = {}
 
-    module, _, qual = path.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
-        raise ValueError(f"attach_from_config: cannot import module type {path!r}") from None
-    if not isinstance(obj, type):
-        raise ValueError(f"attach_from_config: {path!r} is not a type")
-    return obj
+    def add(t: type) -> None:
+        allowed.setdefault(_type_path(t), t)
+        if t.__module__.startswith("torch.nn") and getattr(nn, t.__name__, None) is t:
+            allowed.setdefault(f"torch.nn.{t.__name__}", t)  # the short public spelling, nn.Linear
+
+    for obj in vars(nn).values():
+        if isinstance(obj, type) and issubclass(obj, nn.Module):
+            add(obj)
+    for module in model.modules():
+        for t in type(module).__mro__:
+            if isinstance(t, type) and issubclass(t, nn.Module):
+                add(t)
+    for t in module_types:
+        if not (isinstance(t, type) and issubclass(t, nn.Module)):
+            raise TypeError(f"attach_from_config: module_types takes nn.Module classes, got {t!r}")
+        add(t)
+    return allowed
+
+
+def _resolve_type(path: object, allowed: dict[str, type]) -> type:
+    """The allowed type a config names; never an import (see :func:`_allowed_module_types`)."""
+    if not isinstance(path, str):
+        raise ValueError(
+            f"attach_from_config: on.modules takes module type paths such as 'torch.nn.Linear', got {path!r}"
+        )
+    if path in allowed:
+        return allowed[path]
+    close = difflib.get_close_matches(path, list(allowed), n=3, cutoff=0.6)
+    hint = f" (close: {', '.join(map(repr, close))})" if close else ""
+    raise ValueError(
+        f"attach_from_config: the config names module type {path!r}, which is neither in torch.nn nor a type of the "
+        f"model's modules{hint}; a config never imports code, so pass the class itself: "
+        f"attach_from_config(model, cfg, module_types=[YourModule])"
+    )
 
 
 def selection_config(s: Selection) -> dict[str, Any]:
@@ -441,10 +478,13 @@ def selection_config(s: Selection) -> dict[str, Any]:
     return out
 
 
-def selection_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``.on(...)`` keywords from :func:`selection_config`'s output."""
+def selection_from_config(cfg: dict[str, Any], allowed: dict[str, type] | None = None) -> dict[str, Any]:
+    """``.on(...)`` keywords from :func:`selection_config`'s output; module types are looked up in
+    ``allowed`` (:func:`_allowed_module_types`; default: torch.nn's), never imported."""
     import re
 
+    if not isinstance(cfg, dict):
+        raise ValueError(f"attach_from_config: a binding's 'on' must be a dict of selection fields, got {cfg!r}")
     unknown = sorted(set(cfg) - set(_SELECTION_DEFAULTS))
     if unknown:
         raise ValueError(f"attach_from_config: unknown selection fields {unknown}; known: {sorted(_SELECTION_DEFAULTS)}")
@@ -452,7 +492,10 @@ def selection_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if "params" in out:
         out["params"] = [re.compile(v["regex"]) if isinstance(v, dict) else v for v in out["params"]]
     if "modules" in out:
-        out["modules"] = tuple(_resolve_type(p) for p in out["modules"])
+        if allowed is None:
+            allowed = _allowed_module_types(nn.Module())
+        paths = out["modules"] if isinstance(out["modules"], (list, tuple)) else [out["modules"]]
+        out["modules"] = tuple(_resolve_type(p, allowed) for p in paths)
     return out
 
 
@@ -463,20 +506,28 @@ def bindings_config(bindings: Sequence[Binding]) -> dict[str, Any]:
     }
 
 
-def attach_from_config(model: nn.Module, cfg: dict[str, Any] | str | os.PathLike[str]) -> RegularizerSet:
-    """Attach the regularizers a :meth:`RegularizerSet.get_config` dict describes, or a JSON/YAML file of it."""
+def attach_from_config(
+    model: nn.Module, cfg: dict[str, Any] | str | os.PathLike[str], *, module_types: Iterable[type] = ()
+) -> RegularizerSet:
+    """Attach the regularizers a :meth:`RegularizerSet.get_config` dict describes, or a JSON/YAML file of it.
+
+    A config is data: the module types it names under ``on.modules`` are looked up, never
+    imported, among torch.nn's, the types of ``model``'s modules (and their bases) and
+    ``module_types`` (e.g. ``module_types=[MyBlock]`` for a type the model does not contain);
+    any other name raises ``ValueError``."""
     from reglab.core.registry import from_config
 
     if isinstance(cfg, (str, os.PathLike)):
         cfg = _read_config(os.fspath(cfg))
     if not isinstance(cfg, dict) or not isinstance(cfg.get("bindings"), list):
         raise ValueError(f"attach_from_config expects {{'bindings': [...]}} from RegularizerSet.get_config(), got {cfg!r}")
+    allowed = _allowed_module_types(model, module_types)
     bindings = []
     for i, entry in enumerate(cfg["bindings"]):
         if not isinstance(entry, dict) or "regularizer" not in entry:
             raise ValueError(f"attach_from_config: binding {i} needs a 'regularizer' config, got {entry!r}")
         reg = from_config(entry["regularizer"])
-        bindings.append(reg.on(**selection_from_config(entry.get("on") or {})))
+        bindings.append(reg.on(**selection_from_config(entry.get("on") or {}, allowed)))
     return attach(model, bindings)
 
 

@@ -47,7 +47,7 @@ import torch
 
 from reglab.core import Claim, Configurable, RegularizerInputError
 
-from reglab.core.registry import Registered, from_config, register
+from reglab.core.registry import Registered, from_config, get, list_regularizers, register
 from reglab.ops.linalg import row_chunk, streaming_moments
 
 __all__ = [
@@ -120,6 +120,7 @@ def as_float64(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool 
                 f"{who} expects floating-point {arg}, got a tensor of dtype {x.dtype}; "
                 f"convert it with .float() first"
             )
+        _refuse_meta(who, x, arg)
         t = x.detach()
         dtype, device = x.dtype, x.device
 
@@ -154,6 +155,21 @@ def as_float64(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool 
     return t, restore
 
 
+def _describe_blob(blob: Any) -> str:
+    if isinstance(blob, dict):
+        return f"a dict with keys {sorted(map(str, blob))[:6]}"
+    return type(blob).__name__
+
+
+def _refuse_meta(who: str, x: torch.Tensor, arg: str) -> None:
+    """A post-hoc transform fits and maps values: a meta tensor (a shape without values) has none."""
+    if x.device.type == "meta":
+        raise RegularizerInputError(
+            f"{who} got {arg} of shape {tuple(x.shape)} on the meta device (a shape without values); a post-hoc "
+            f"transform fits and transforms actual embeddings: compute them on a real device (cpu, cuda) first"
+        )
+
+
 def _type_error(who: str, x: Any, arg: str, allow_vector: bool) -> None:
     """Raise the error for a non-array or non-floating ``x`` (shared by the input checks)."""
     if isinstance(x, np.ndarray):
@@ -168,6 +184,7 @@ def _type_error(who: str, x: Any, arg: str, allow_vector: bool) -> None:
                 f"{who} expects floating-point {arg}, got a tensor of dtype {x.dtype}; "
                 f"convert it with .float() first"
             )
+        _refuse_meta(who, x, arg)
     else:
         raise RegularizerInputError(
             f"{who} expects {arg} as a numpy array or torch tensor of shape (n, d), "
@@ -245,6 +262,7 @@ def frequency_weights(who: str, frequencies: Any, n: int) -> torch.Tensor:
     if isinstance(frequencies, np.ndarray):
         f = torch.from_numpy(np.asarray(frequencies, dtype=np.float64))
     elif isinstance(frequencies, torch.Tensor):
+        _refuse_meta(who, frequencies, "frequencies")
         f = frequencies.detach().to("cpu", torch.float64)
     else:
         try:
@@ -375,6 +393,9 @@ class EmbeddingTransform(Registered, Configurable):
                 f"{self._who}.load_state_dict expects keys {sorted(self._state_keys)}, "
                 f"missing {sorted(missing)}, unexpected {sorted(extra)}"
             )
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                _refuse_meta(f"{self._who}.load_state_dict", v, f"state {k!r}")
         self._state = {k: torch.as_tensor(v).to("cpu", torch.float64).clone() for k, v in state.items()}
 
     def save(self, path: str | Path) -> None:
@@ -383,9 +404,27 @@ class EmbeddingTransform(Registered, Configurable):
 
     @staticmethod
     def load(path: str | Path) -> EmbeddingTransform:
-        """Rebuild a transform written by :meth:`save` (any registered transform)."""
+        """Rebuild a transform written by :meth:`save` (any registered transform).
+
+        A file that is not a saved transform (no config and state, or a config
+        naming a registered class that is not an embedding transform) raises
+        ``RegularizerInputError`` before anything is built."""
         blob = torch.load(Path(path), weights_only=True)
-        obj = from_config(blob["config"])
+        config = blob.get("config") if isinstance(blob, dict) else None
+        if not (isinstance(config, dict) and isinstance(blob.get("state"), dict)):
+            raise RegularizerInputError(
+                f"EmbeddingTransform.load: {str(path)!r} is not a file written by EmbeddingTransform.save "
+                f"(expected a dict with 'config' and 'state', got {_describe_blob(blob)})"
+            )
+        name = config.get("name")
+        known = list_regularizers("embedding")
+        cls = get(name) if isinstance(name, str) and name in known else None
+        if cls is None or not issubclass(cls, EmbeddingTransform):
+            raise RegularizerInputError(
+                f"EmbeddingTransform.load: {str(path)!r} names {name!r}, which is not an embedding transform "
+                f"(those are: {', '.join(known)})"
+            )
+        obj = from_config(config)
         obj.load_state_dict(blob["state"])
         return obj
 

@@ -42,7 +42,9 @@ class AMPPerturbation(WrappedOptimizer):
 
     API: ``amp.step(closure)``; ``closure`` runs forward + backward and
     returns the loss; it is called K + 1 times per step (gradients are
-    zeroed before each call).
+    zeroed before each call). A NaN/inf loss, gradient or weight raises
+    ``RegularizerInputError`` with the weights back at θ, untouched by the
+    base optimizer.
     """
 
     name = "amp_perturbation"
@@ -83,10 +85,12 @@ class AMPPerturbation(WrappedOptimizer):
         if closure is None:
             raise RegularizerInputError("AMPPerturbation.step needs a closure that runs forward + backward")
         closure = torch.enable_grad()(closure)
+        self._refuse_meta()
         self.zero_grad()
         loss = closure()
+        self._refuse_nonfinite(loss, when="at θ (before the first ascent step)")
         deltas: dict[torch.Tensor, torch.Tensor] = {}
-        for _ in range(self.inner_iter):
+        for k in range(self.inner_iter):
             with torch.no_grad():
                 for group in self.param_groups:
                     for p in group["params"]:
@@ -100,9 +104,17 @@ class AMPPerturbation(WrappedOptimizer):
                         p.add_(new if old is None else new - old)
                         deltas[p] = new
             self.zero_grad()
-            closure()
-        with torch.no_grad():
-            for p, d in deltas.items():
-                p.sub_(d)
+            inner_loss = closure()
+            try:
+                self._refuse_nonfinite(inner_loss, weights=False, when=f"at θ + Δ (ascent step {k + 1})")
+            except RegularizerInputError:
+                self._restore(deltas)  # back to θ: the weights are left as they were
+                raise
+        self._restore(deltas)
         self.base_optimizer.step()
         return loss
+
+    @torch.no_grad()
+    def _restore(self, deltas: dict[torch.Tensor, torch.Tensor]) -> None:
+        for p, d in deltas.items():
+            p.sub_(d)

@@ -18,11 +18,16 @@ import torch
 from torch import nn
 
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, register
+from reglab.core import checks as _checks
 from reglab.ops import check_choice, check_positive, check_tensor
+from reglab.ops.linalg import safe_norm
 
 PAPER = Paper(
     "Penalizing Gradient Norm for Efficiently Improving Generalization in Deep Learning", "Zhao, Zhang, Hu", 2022,
     arxiv="2202.03599", venue="ICML")
+
+
+WHO = "GradientNorm"
 
 
 def _params_list(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tensor]:
@@ -30,8 +35,48 @@ def _params_list(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tenso
         params = params.parameters()
     out = [p for p in params if p.requires_grad]
     if not out:
-        raise RegularizerInputError("GradientNorm got no parameters that require grad")
+        raise RegularizerInputError(f"{WHO} got no parameters that require grad")
     return out
+
+
+def _check_loss(loss: object) -> None:
+    """A scalar loss with an autograd graph, under autograd (the gradient it differentiates)."""
+    check_tensor(WHO, loss, arg="loss")
+    if loss.numel() != 1:
+        raise RegularizerInputError(f"{WHO} expects a scalar loss, got shape {tuple(loss.shape)}")
+    if not loss.requires_grad:
+        raise RegularizerInputError(
+            f"{WHO} needs the gradient of the loss, but the loss has no autograd graph (requires_grad=False): "
+            f"compute it from the parameters with autograd on, not under torch.no_grad() or inference_mode()"
+        )
+
+
+def _gradient_error(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str) -> str:
+    """The message for a non-finite gradient, naming the first parameter whose gradient is not finite."""
+    shown = "the gradient norm overflowed"
+    for i, (p, g) in enumerate(zip(ps, grads)):
+        if g is not None and not bool(torch.isfinite(g.detach()).all()):
+            shown = f"parameter {i} (shape {tuple(p.shape)}) has NaN/inf gradient entries"
+            break
+    return (
+        f"{WHO}: {what} is not finite: {shown}. A NaN/inf input that the model squashes (tanh, a clamp, "
+        f"a masked softmax) gives a finite loss but NaN gradients; refusing to go on with a NaN penalty or gradient"
+    )
+
+
+def _gradient_norm(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str) -> torch.Tensor:
+    """``‖(g_1, …, g_k)‖₂`` over the gradients that exist, each norm scaled before squaring (no
+    overflow for large finite gradients), differentiable (double backprop); checked to be finite
+    (on an accelerator the check is queued: :mod:`reglab.core.checks`)."""
+    norms = [safe_norm(g) for g in grads if g is not None]
+    if not norms:
+        raise RegularizerInputError(f"{WHO}: the loss does not depend on the given parameters")
+    total = safe_norm(torch.stack(norms)) if len(norms) > 1 else norms[0]
+    if _checks.defers(total):
+        _checks.defer_check(torch.isfinite(total.detach()), _gradient_error([], [], what))
+    elif not bool(torch.isfinite(total.detach())):
+        raise RegularizerInputError(_gradient_error(ps, grads, what))
+    return total
 
 
 @register
@@ -94,45 +139,56 @@ class GradientNorm(Regularizer):
         self.r = check_positive("GradientNorm", "r", r)
 
     def penalty(self, loss: torch.Tensor, params: Iterable[torch.Tensor] | nn.Module) -> torch.Tensor:
-        """``‖∇_θ loss‖₂`` with a graph, so it can be backpropagated (double backprop)."""
-        check_tensor("GradientNorm", loss, arg="loss")
-        if loss.numel() != 1:
-            raise RegularizerInputError(f"GradientNorm expects a scalar loss, got shape {tuple(loss.shape)}")
+        """``‖∇_θ loss‖₂`` with a graph, so it can be backpropagated (double backprop).
+
+        Refuses (``RegularizerInputError``) a loss without a graph, a call under
+        ``torch.no_grad()`` (the penalty would carry no gradient) and a non-finite
+        gradient (a NaN penalty)."""
+        if not torch.is_grad_enabled():
+            raise RegularizerInputError(
+                f"{WHO}.penalty was called with autograd off (torch.no_grad() or inference_mode()): the "
+                f"penalty ‖∇L‖ must be differentiated (double backprop); call it with autograd on"
+            )
+        _check_loss(loss)
         ps = _params_list(params)
         grads = torch.autograd.grad(loss, ps, create_graph=True, allow_unused=True)
-        sq = [g.pow(2).sum() for g in grads if g is not None]
-        if not sq:
-            raise RegularizerInputError("GradientNorm: the loss does not depend on the given parameters")
-        return torch.stack(sq).sum().sqrt()
+        return _gradient_norm(ps, grads, "the gradient of the loss")
 
     def backward(
         self, closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor] | nn.Module
     ) -> torch.Tensor:
         """Accumulate the gradient of ``L + λ‖∇L‖`` into ``.grad``; returns ``L(θ)``.
 
-        Uses double backprop or the finite difference, per ``method``.
+        Uses double backprop or the finite difference, per ``method``. Runs
+        the closure with autograd on (also inside ``torch.no_grad()``). A
+        non-finite gradient raises before any ``.grad`` is written (and, for
+        the finite difference, after the parameters are moved back).
         """
         ps = _params_list(params)
         lam = self.current_weight
-        loss = closure()
-        if self.method == "double_backprop":
-            (loss + lam * self.penalty(loss, ps)).backward()
-            return loss.detach()
-        grads = torch.autograd.grad(loss, ps, allow_unused=True)
+        with torch.enable_grad():
+            loss = closure()
+            _check_loss(loss)
+            if self.method == "double_backprop":
+                (loss + lam * self.penalty(loss, ps)).backward()
+                return loss.detach()
+            grads = torch.autograd.grad(loss, ps, allow_unused=True)
+        norm = _gradient_norm(ps, grads, "the gradient of the loss")
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(ps, grads)]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        if not torch.isfinite(norm):
-            raise RegularizerInputError("GradientNorm got a non-finite gradient norm")
         shift = [self.r * g / (norm + 1e-12) for g in grads]
         with torch.no_grad():
             for p, s in zip(ps, shift):
                 p.add_(s)
         try:
-            grads_shifted = torch.autograd.grad(closure(), ps, allow_unused=True)
+            with torch.enable_grad():
+                shifted_loss = closure()
+                _check_loss(shifted_loss)
+                grads_shifted = torch.autograd.grad(shifted_loss, ps, allow_unused=True)
         finally:
             with torch.no_grad():
                 for p, s in zip(ps, shift):
                     p.sub_(s)
+        _gradient_norm(ps, grads_shifted, f"the gradient at the shifted point θ + r·g/‖g‖ (r = {self.r})")
         coef = lam / self.r
         for p, g, gs in zip(ps, grads, grads_shifted):
             gs = torch.zeros_like(p) if gs is None else gs

@@ -7,6 +7,7 @@ is the paper's CIFAR default (Alg. 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,6 +58,11 @@ class SAM(WrappedOptimizer):
         scaler.update(); sam.zero_grad()
 
     ``sam.step()`` without a closure is ``second_step`` for that reason.
+
+    **Non-finite values** are refused, never stepped on: NaN/inf weights
+    raise ``RegularizerInputError`` in ``first_step``; a NaN/inf loss (from
+    the closure) or gradient raises with the weights back at ``w``, before
+    the base optimizer moves them (with a closure already at the first pass).
     **bf16 autocast** needs nothing special: parameters and gradients stay
     in float32; the norm is accumulated in float32.
     """
@@ -123,9 +129,23 @@ class SAM(WrappedOptimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Move to ``w + ε`` (remembered in state as ``e_w``)."""
+        """Move to ``w + ε`` (remembered in state as ``e_w``).
+
+        Non-finite weights raise ``RegularizerInputError`` before anything
+        moves; a non-finite gradient (a GradScaler overflow) skips the
+        perturbation, and :meth:`second_step` then refuses to step on it."""
+        self._first_step(zero_grad)
+
+    @torch.no_grad()
+    def _first_step(self, zero_grad: bool, loss: Any = None, closure: bool = False) -> None:
+        # One host read checks the weights (and, with a closure, the loss and gradients) and reads ‖g‖.
+        self._refuse_meta()
         norm = self._grad_norm()
-        if not (bool(torch.isfinite(norm)) and float(norm) > 0):
+        norm_value = self._refuse_nonfinite(
+            loss, grads=closure, when="at w (the first pass)" if closure else "before the first step (w + ε)",
+            extra=norm,
+        )
+        if not (math.isfinite(norm_value) and norm_value > 0):
             # Overflowed (GradScaler) or zero gradient: no perturbation; inf·0 would write NaN.
             if zero_grad:
                 self.zero_grad()
@@ -146,24 +166,33 @@ class SAM(WrappedOptimizer):
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
-        """Return to ``w`` and let the base optimizer step with the gradient taken at ``w + ε``."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                e_w = self.state[p].pop("e_w", None)
-                if e_w is not None:
-                    p.sub_(e_w)
-        self.base_optimizer.step()
+        """Return to ``w`` and let the base optimizer step with the gradient taken at ``w + ε``.
+
+        A NaN/inf gradient or weight raises ``RegularizerInputError`` after the
+        return to ``w`` and before the base step: the weights stay as they were."""
+        self._second_step()
         if zero_grad:
             self.zero_grad()
+
+    def _second_step(self, loss: Any = None) -> None:
+        self._refuse_meta()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    e_w = self.state[p].pop("e_w", None)
+                    if e_w is not None:
+                        p.sub_(e_w)
+        self._refuse_nonfinite(loss, when="at w + ε (the second pass), before the base optimizer's step")
+        self.base_optimizer.step()
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None):  # type: ignore[override]
         if closure is None:
             self.second_step()
             return None
         closure = torch.enable_grad()(closure)
+        self._refuse_meta()
         self.zero_grad()
         loss = closure()
-        self.first_step(zero_grad=True)
-        closure()
-        self.second_step()
+        self._first_step(True, loss, closure=True)
+        self._second_step(closure())
         return loss

@@ -43,6 +43,7 @@ from reglab.core.config import Configurable
 from reglab.core.errors import RegularizerInputError
 from reglab.core.registry import Registered
 from reglab.ops import check_tensor, checked_total, flatten_rows, full_precision, hyperparameters, positive
+from reglab.ops.linalg import safe_norm
 from reglab.ops.validation import describe
 
 __all__ = ["sigma_reparam", "sigma_reparam_", "SigmaReparamWeight", "SigmaReparam"]
@@ -58,6 +59,12 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def _compute_dtype(w: torch.Tensor) -> torch.dtype:
     return torch.float64 if w.dtype == torch.float64 else torch.float32
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """``x/‖x‖`` (zero stays zero), the norm scaled before squaring: a 1e20-scale float32 weight
+    gives ``W u`` entries near 1e20, whose plain squared norm overflows (σ became 0, Ŵ inf)."""
+    return x / safe_norm(x).clamp_min(1e-12)
 
 
 @full_precision
@@ -86,10 +93,8 @@ def sigma_reparam(
     mc = m.to(_compute_dtype(w))
     with torch.no_grad():
         md = mc.detach()
-        v = md @ u.to(md.dtype)
-        v = v / v.norm().clamp_min(1e-12)
-        u_new = md.T @ v
-        u_new = u_new / u_new.norm().clamp_min(1e-12)
+        v = _unit(md @ u.to(md.dtype))
+        u_new = _unit(md.T @ v)
     sigma = checked_total(WHO, v @ (mc @ u_new), [w])
     scale = gamma.reshape(()).to(sigma.dtype) / sigma.clamp_min(1e-12)
     return scale.to(w.dtype) * w, u_new
@@ -125,10 +130,8 @@ class SigmaReparamWeight(nn.Module):
     def sigma(self, w: torch.Tensor) -> torch.Tensor:
         """The current one-step estimate σ(W) from the stored u (does not update u)."""
         m = flatten_rows(w).to(_compute_dtype(w))
-        v = m @ self.u.to(m.dtype)
-        v = v / v.norm().clamp_min(1e-12)
-        u_new = m.T @ v
-        return v @ (m @ (u_new / u_new.norm().clamp_min(1e-12)))
+        v = _unit(m @ self.u.to(m.dtype))
+        return v @ (m @ _unit(m.T @ v))
 
 
 def _init_std(who: str, name: str, value: object) -> object:

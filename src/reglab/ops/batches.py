@@ -65,8 +65,41 @@ def prepare_batch(
                 f"refusing to return a penalty that would poison training"
             )
         if z.dtype == torch.float32 and largest > _float32_safe_magnitude(z):
-            z = z.double()
+            z = _Float64Statistics.apply(z, who, what)
     return z
+
+
+class _Float64Statistics(torch.autograd.Function):
+    """``z.double()`` for a float32 batch whose statistics would overflow float32, with a backward
+    that refuses to cast an overflowing gradient back to float32.
+
+    The penalty is then right in float64, but its gradient on the float32 input can be far beyond
+    float32's range (VICReg's covariance term on 1e20-scale rows: |∂L/∂z| ≈ 1e60): the plain cast
+    back would hand the optimizer inf with no word. The backward raises instead, naming the
+    regularizer. Only batches that took this route pay the check (CPU only: on accelerators such a
+    batch is already a queued error, see :func:`_defer_batch_checks`)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, who: str, what: str) -> torch.Tensor:
+        ctx.who, ctx.what, ctx.shape = who, what, tuple(z.shape)
+        return z.double()
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        g32 = g.to(torch.float32)
+        if has_data(g32) and not bool(torch.isfinite(g32).all()):
+            largest = float(g.detach().abs().max())
+            cause = (
+                f"entries up to {largest:.3g}, beyond float32's range"
+                if math.isfinite(largest) else "NaN or inf entries"
+            )
+            raise RegularizerInputError(
+                f"{ctx.who}: the gradient with respect to the float32 {ctx.what} of shape {ctx.shape} has "
+                f"{cause} (the penalty itself was computed in float64 because float32 statistics of entries "
+                f"this large overflow); refusing to return an inf/NaN gradient: pass the {ctx.what} in float64, "
+                f"or rescale"
+            )
+        return g32, None, None
 
 
 def _defer_batch_checks(who: str, what: str, z: torch.Tensor, largest: torch.Tensor) -> None:

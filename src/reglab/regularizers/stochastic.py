@@ -1,3 +1,0 @@
-"""Deprecated module path (see ``reglab.regularizers``)."""
-
-from reglab.regularizers import *  # noqa: F401,F403
