@@ -74,6 +74,14 @@ def _value_cases(rank: int, world: int) -> dict[str, object]:
                 torch.testing.assert_close(local.grad / world, _mine(full.grad, rows, rank), msg=f"{name} grad")
         out[f"{name}{dims}"] = float(value.detach())
 
+    # KoLeo with ids (the SSCD variant): the ids are gathered with the rows
+    full, _ = _batch(sum(rows), 29)
+    ids = torch.arange(sum(rows)) // 2
+    ref = reglab.create("koleo", gather=False)(full, ids=ids)
+    value = reglab.create("koleo", gather=True)(_mine(full, rows, rank), ids=_mine(ids, rows, rank))
+    torch.testing.assert_close(value, ref, msg="koleo ids")
+    out["koleo ids"] = float(value)
+
     # LDReg: a per-sample mean against the gathered reference; Σ_r n_r·L_r is the global sum
     full, _ = _batch(sum(rows), 30)
     z = _mine(full, rows, rank).clone().requires_grad_()
@@ -147,6 +155,9 @@ def _error_cases(rank: int, world: int) -> list[tuple[str, str, str]]:
     for name in TWO_VIEWS:
         cases.append((f"{name}: mismatched views on one rank", name, lambda name=name: _call(
             name, views()[0], views(n=rows[rank] + (rank == bad))[1])))  # fmt: skip
+
+    cases.append(("koleo: float ids on one rank", "koleo", lambda: reglab.create("koleo", gather=True)(
+        views()[0], ids=torch.zeros(rows[rank], dtype=torch.float32 if rank == bad else torch.int64))))
 
     def flops_idf(queries_vocab=7, docs_dtype=torch.float64, n=None):
         n = rows[rank] if n is None else n
@@ -248,9 +259,9 @@ def test_uneven_and_bad_ranks_give_the_value_or_the_same_error_on_every_rank(wor
     for r, report in enumerate(reports):
         assert isinstance(report["values"], dict), f"rank {r}: {report['values']}"
     assert all(report["values"] == reports[0]["values"] for report in reports)
-    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 4
+    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 5
     cases = reports[0]["errors"]
-    assert len(cases) == 98
+    assert len(cases) == 99
     for case, (message, who) in cases.items():
         same = {report["errors"][case][0] for report in reports}
         assert len(same) == 1, f"{case}: ranks raised different errors: {same}"

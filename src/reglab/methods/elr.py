@@ -179,9 +179,9 @@ class ELR(Regularizer):
         t[index] = self.beta * t[index] + (1.0 - self.beta) * p.to(t.dtype)
 
     def penalty(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        # Under DDP a rank may hold 0 rows (the last batch); its values are checked
-        # after the all-gather, with everyone's.
-        # The local checks run in one agreement over ranks: one rank's bad input raises the same error on all.
+        # Under DDP a rank may hold 0 rows (the last batch); its values are checked after the
+        # all-gather, with everyone's, and its structure in one agreement over ranks (one rank's
+        # bad input raises the same error on every rank instead of leaving the others waiting).
         gathered = self.training and self.sync and is_distributed()
         with agree("ELR", enabled=gathered):
             check_logits("ELR", logits, finite=not gathered, nonempty=not gathered)
