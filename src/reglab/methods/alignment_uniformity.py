@@ -16,7 +16,7 @@ import math
 import torch
 
 from reglab.core import Claim, Paper, RepresentationRegularizer, register, ssl_claims
-from reglab.ops import check_same_shape, hyperparameters, no_autocast, normalize_rows, positive, prepare_batch
+from reglab.ops import hyperparameters, no_autocast, normalize_rows, positive, prepare_batch, prepare_views
 from reglab.ops.linalg import neg_sq_dist_logsumexp
 
 PAPER = Paper(
@@ -32,9 +32,7 @@ def alignment(z1: torch.Tensor, z2: torch.Tensor, *, alpha: float = 2.0, normali
     local batch sizes gives the global mean).
     """
     who = "Alignment"
-    check_same_shape(who, z1, z2)
-    z1 = prepare_batch(who, z1, arg="first view", min_batch=1, gather=False)
-    z2 = prepare_batch(who, z2, arg="second view", min_batch=1, gather=False)
+    z1, z2 = prepare_views(who, z1, z2, min_batch=1, gather=False)
     with no_autocast(z1):
         if normalize:
             z1, z2 = normalize_rows(z1), normalize_rows(z2)

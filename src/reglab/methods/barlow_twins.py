@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
-from reglab.ops import check_same_shape, common_dtype, no_autocast, prepare_batch
+from reglab.ops import common_dtype, no_autocast, prepare_views
 from reglab.ops.linalg import _uses_gram_route, gram_diag_offdiag_sq_sum
 
 PAPER = Paper(
@@ -103,9 +103,7 @@ def barlow_twins_terms(
     (:func:`reglab.ops.linalg.gram_diag_offdiag_sq_sum`).
     """
     who = "BarlowTwins"
-    check_same_shape(who, z1, z2)
-    z1 = prepare_batch(who, z1, arg="first view", gather=gather)
-    z2 = prepare_batch(who, z2, arg="second view", gather=gather)
+    z1, z2 = prepare_views(who, z1, z2, gather=gather)
     z1, z2 = common_dtype(z1, z2)
     with no_autocast(z1):
         n, d = z1.shape

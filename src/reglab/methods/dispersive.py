@@ -19,7 +19,7 @@ import math
 import torch
 
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
-from reglab.ops import check_tensor, hyperparameters, no_autocast, pairwise_sq_dists, positive, prepare_batch
+from reglab.ops import hyperparameters, no_autocast, pairwise_sq_dists, positive, prepare_batch
 
 PAPER = Paper(
     "Diffuse and Disperse: Image Generation with Representation Regularization", "Wang, He", 2025,
@@ -32,8 +32,7 @@ def dispersive(z: torch.Tensor, *, tau: float = 1.0, gather: bool = True) -> tor
     ``log mean_{i,j} exp(−‖z_i − z_j‖² / (τ·D))`` over all N² ordered pairs
     (the diagonal included, as the paper's snippet does), z flattened per sample."""
     who = "Dispersive"
-    check_tensor(who, z, arg="activations", min_ndim=2)
-    z = prepare_batch(who, z.reshape(z.shape[0], -1), arg="activations", gather=gather)
+    z = prepare_batch(who, z, arg="activations", gather=gather, flatten=True)
     with no_autocast(z):
         n, d = z.shape
         vals = -pairwise_sq_dists(z) / (tau * d)

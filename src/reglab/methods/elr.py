@@ -15,7 +15,7 @@ import torch
 
 from reglab.core import checks as _checks
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, all_gather_indexed, register
-from reglab.core.distributed import is_distributed
+from reglab.core.distributed import agree, is_distributed
 from reglab.ops import (
     check_index, check_logits, check_num_classes, check_probability, check_table_size, check_tensor, has_data,
 )
@@ -49,6 +49,8 @@ def _check_gathered(p: torch.Tensor, index: torch.Tensor) -> None:
     """Checked on the gathered batch: every rank sees the same rows and raises the same
     error, so no rank is left waiting in the next collective. On an accelerator both
     checks are queued (no host sync) and raised at the step's end, on every rank alike."""
+    if p.shape[0] == 0:
+        raise RegularizerInputError("ELR got an empty batch on every rank (no logits in the global batch)")
     if _checks.defers(p):
         sorted_index = index.sort().values
         _checks.defer_check(torch.isfinite(p).all(), "ELR got NaN or inf logits (checked at the step's end)")
@@ -170,19 +172,21 @@ class ELR(Regularizer):
     def _update(self, logits: torch.Tensor, index: torch.Tensor) -> None:
         p = logits.detach().float().softmax(dim=1).clamp(1e-4, 1.0 - 1e-4)
         p = p / p.sum(dim=1, keepdim=True)
-        index, p = all_gather_indexed(index, p, self.sync)
+        index, p = all_gather_indexed(index, p, self.sync, who="ELR")
         if has_data(p):  # meta / fake tensors (shape inference, torch.compile tracing) have no values
             _check_gathered(p, index)
         t = self.targets
         t[index] = self.beta * t[index] + (1.0 - self.beta) * p.to(t.dtype)
 
     def penalty(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        # Under DDP a rank may hold 0 rows (the last batch); its values are checked
-        # after the all-gather, with everyone's.
+        # Under DDP a rank may hold 0 rows (the last batch); its values are checked after the
+        # all-gather, with everyone's, and its structure in one agreement over ranks (one rank's
+        # bad input raises the same error on every rank instead of leaving the others waiting).
         gathered = self.training and self.sync and is_distributed()
-        check_logits("ELR", logits, finite=not gathered, nonempty=not gathered)
-        check_num_classes("ELR", logits, self.num_classes)
-        index = check_index("ELR", index, self.num_samples, logits.shape[0])
+        with agree("ELR", enabled=gathered):
+            check_logits("ELR", logits, finite=not gathered, nonempty=not gathered)
+            check_num_classes("ELR", logits, self.num_classes)
+            index = check_index("ELR", index, self.num_samples, logits.shape[0])
         if self.training:
             self._update(logits, index)
         if logits.shape[0] == 0:

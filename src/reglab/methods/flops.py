@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 
 from reglab.core import Baseline, Claim, FunctionModule, Paper, RegularizerInputError, RepresentationRegularizer, register
+from reglab.core.distributed import agree, is_distributed
 from reglab.ops import check_tensor, no_autocast, prepare_batch
 
 PAPER = Paper(
@@ -110,17 +111,20 @@ def flops_idf(query_tokens: torch.Tensor, docs: torch.Tensor, idf: torch.Tensor,
     under DDP; the scores stay local).
     """
     who = "flops_idf"
-    check_tensor(who, query_tokens, arg="query_tokens", ndim=2, floating=False)
-    check_tensor(who, docs, arg="docs", ndim=2)
-    check_tensor(who, idf, arg="idf", ndim=1)
-    if query_tokens.is_complex() or docs.is_complex() or idf.is_complex():
-        raise RegularizerInputError(f"{who} expects real tensors, got a complex input")
-    vocab = docs.shape[1]
-    if query_tokens.shape[1] != vocab or idf.shape[0] != vocab:
-        raise RegularizerInputError(
-            f"{who} expects query_tokens (m, V), docs (n, V) and idf (V,) over one vocabulary, got shapes "
-            f"{tuple(query_tokens.shape)}, {tuple(docs.shape)} and {tuple(idf.shape)}"
-        )
+    # under DDP one agreement over ranks: a rank may hold 0 rows, and one rank's bad input raises on all
+    distributed = gather and is_distributed()
+    with agree(who, enabled=distributed):
+        check_tensor(who, query_tokens, arg="query_tokens", ndim=2, floating=False, nonempty=not distributed)
+        check_tensor(who, docs, arg="docs", ndim=2, nonempty=not distributed)
+        check_tensor(who, idf, arg="idf", ndim=1)
+        if query_tokens.is_complex() or docs.is_complex() or idf.is_complex():
+            raise RegularizerInputError(f"{who} expects real tensors, got a complex input")
+        vocab = docs.shape[1]
+        if query_tokens.shape[1] != vocab or idf.shape[0] != vocab:
+            raise RegularizerInputError(
+                f"{who} expects query_tokens (m, V), docs (n, V) and idf (V,) over one vocabulary, got shapes "
+                f"{tuple(query_tokens.shape)}, {tuple(docs.shape)} and {tuple(idf.shape)}"
+            )
     dtype = torch.promote_types(docs.dtype, idf.dtype)
     if dtype not in (torch.float32, torch.float64):
         dtype = torch.float32

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Baseline, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
-from reglab.core.distributed import all_gather_nograd
+from reglab.core.distributed import agree, all_gather_nograd
 from reglab.ops import check_tensor, has_data, hyperparameters, no_autocast, normalize_rows, positive, prepare_batch
 
 PAPER = Paper(
@@ -21,15 +21,17 @@ PAPER = Paper(
     arxiv="1806.03198", venue="ICLR", code="https://github.com/facebookresearch/spreadingvectors")
 
 
-def _check_ids(who: str, ids: object, n: int, gather: bool) -> torch.Tensor:
-    check_tensor(who, ids, arg="ids", ndim=1, floating=False, finite=False, nonempty=False)
-    assert isinstance(ids, torch.Tensor)
-    if ids.is_floating_point() or ids.is_complex():
-        raise RegularizerInputError(f"{who} expects integer ids (one per row; equal ids = positives), got dtype {ids.dtype}")
-    ids = all_gather_nograd(ids) if gather else ids
-    if ids.shape[0] != n:
-        raise RegularizerInputError(f"{who} expects one id per embedding ({n}), got ids of shape {tuple(ids.shape)}")
-    return ids
+def _check_ids(who: str, ids: object, rows: int, gather: bool) -> torch.Tensor:
+    """This rank's ids (one per local row) checked in one agreement over ranks, then gathered."""
+    with agree(who, enabled=gather) as agreed:
+        check_tensor(who, ids, arg="ids", ndim=1, floating=False, finite=False, nonempty=False)
+        assert isinstance(ids, torch.Tensor)
+        if ids.is_floating_point() or ids.is_complex():
+            raise RegularizerInputError(f"{who} expects integer ids (one per row; equal ids = positives), got dtype {ids.dtype}")
+        if ids.shape[0] != rows:
+            raise RegularizerInputError(f"{who} expects one id per embedding ({rows}), got ids of shape {tuple(ids.shape)}")
+        agreed.describe("ids", ids)
+    return all_gather_nograd(ids, sizes=agreed.sizes[0]) if agreed.sizes else ids
 
 
 @hyperparameters("KoLeo", eps=positive)
@@ -48,10 +50,11 @@ def koleo(z: torch.Tensor, *, eps: float = 1e-8, ids: torch.Tensor | None = None
     global batch under DDP (SSCD does; DINOv2 does not, the default).
     """
     who = "KoLeo"
+    local_rows = z.shape[0] if isinstance(z, torch.Tensor) and z.ndim else 0
     z = prepare_batch(who, z, gather=gather)
     n = z.shape[0]
     if ids is not None:
-        ids = _check_ids(who, ids, n, gather).to(z.device)
+        ids = _check_ids(who, ids, local_rows, gather).to(z.device)
     with no_autocast(z):
         x = normalize_rows(z, eps)
         with torch.no_grad():

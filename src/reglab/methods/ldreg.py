@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from reglab.core import Paper, RepresentationRegularizer, all_gather_nograd, register, ssl_claims
-from reglab.ops import check_tensor, hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_batch
+from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
+from reglab.ops import hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_reference
 
 PAPER = Paper(
     "LDReg: Local Dimensionality Regularized Self-Supervised Learning", "Huang, Campello, Erfani, Ma, Houle, Bailey", 2024,
@@ -39,13 +39,16 @@ def ldreg_terms(z: torch.Tensor, *, k: int = 16, gather: bool = True) -> LDRegTe
     point itself (index 0), ``m = mean(r_1..r_{k−1})`` and ``LID = m / (r_k − m)``;
     ``k`` is clamped to the reference size − 2. The reference is the batch,
     all-gathered over ranks without gradient (``gather=True``), so each row's
-    gradient flows only through its own distances, as in the official code.
+    gradient flows only through its own distances, as in the official code;
+    it needs 3 rows, while a rank may hold fewer (with none, its penalty is 0
+    and its ``lid`` NaN: there is no local estimate).
     """
     who = "LDReg"
-    check_tensor(who, z, arg="features", min_ndim=2)
-    z = prepare_batch(who, z.reshape(z.shape[0], -1), arg="features", min_batch=3, gather=False)
-    ref = all_gather_nograd(z.detach()) if gather else z.detach()
+    # the reference needs 3 rows; under DDP a rank may hold fewer (even none) of them
+    z, ref = prepare_reference(who, z, arg="features", min_batch=3, gather=gather, flatten=True)
     with no_autocast(z):
+        if z.shape[0] == 0:  # no local rows: no local term; keeps the graph for DDP
+            return LDRegTerms(z.sum() * 0.0, torch.full((), float("nan"), dtype=z.dtype, device=z.device))
         kk = min(k, ref.shape[0] - 2)
         # clamp before sqrt: the self-distance is ~0, where sqrt's gradient is infinite
         r, _ = torch.sort(pairwise_sq_dists(z, ref).clamp_min(1e-12).sqrt(), dim=1)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reglab.core import Baseline, Claim, Configurable, Paper, all_gather_indexed, register
+from reglab.core import Baseline, Claim, Configurable, Paper, RegularizerInputError, all_gather_indexed, register
+from reglab.core.distributed import agree, is_distributed
 from reglab.ops import (
     check_index, check_int, check_labels, check_logits, check_num_classes, check_probability, check_table_size,
 )
@@ -114,10 +115,14 @@ class PSKD(Configurable, nn.Module):
         self.epoch.add_(1)
 
     def forward(self, labels: torch.Tensor, index: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        check_logits("PSKD", logits)
-        check_num_classes("PSKD", logits, self.num_classes)
-        labels = check_labels("PSKD", labels, self.num_classes, batch=logits.shape[0])
-        index = check_index("PSKD", index, self.num_samples, logits.shape[0])
+        # Under DDP (sync) a rank may hold 0 rows (the global batch is checked after the gather), and the
+        # local checks run in one agreement over ranks: one rank's bad input raises the same error on all.
+        gathered = self.training and self.sync and is_distributed()
+        with agree("PSKD", enabled=gathered):
+            check_logits("PSKD", logits, nonempty=not gathered)
+            check_num_classes("PSKD", logits, self.num_classes)
+            labels = check_labels("PSKD", labels, self.num_classes, batch=logits.shape[0], nonempty=not gathered)
+            index = check_index("PSKD", index, self.num_samples, logits.shape[0])
         onehot = F.one_hot(labels.long(), self.num_classes).to(self.predictions.dtype)
         prev = torch.where(self.seen[index, None], self.predictions[index], onehot)
         # α_t from the epoch buffer on its device: reading it with int() would sync the host every step
@@ -126,7 +131,9 @@ class PSKD(Configurable, nn.Module):
         if self.training:
             with torch.no_grad():
                 probs = logits.detach().to(self.predictions.dtype).softmax(dim=1)
-                idx, probs = all_gather_indexed(index, probs, self.sync)
+                idx, probs = all_gather_indexed(index, probs, self.sync, who="PSKD")
+                if idx.numel() == 0:
+                    raise RegularizerInputError("PSKD got an empty batch on every rank (no logits in the global batch)")
                 self.predictions[idx] = probs
                 self.seen[idx] = True
         return soft.to(logits.dtype)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from reglab.core import Baselines, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
-from reglab.ops import check_same_shape, has_data, hyperparameters, no_autocast, non_negative, prepare_batch
+from reglab.ops import has_data, hyperparameters, no_autocast, non_negative, prepare_batch, prepare_views
 
 PAPER = Paper(
     "T-REGS: Minimum Spanning Tree Regularization for Self-Supervised Learning",
@@ -141,9 +141,7 @@ def t_regs_terms(z1: torch.Tensor, z2: torch.Tensor, *, gather: bool = False) ->
     invariance ``(1/n)Σ‖z_i − z'_i‖²`` (summed over dimensions, averaged over the batch),
     and the MST-length and sphere terms of each view, one MST per view, summed."""
     who = "TREGS"
-    check_same_shape(who, z1, z2)
-    z1 = prepare_batch(who, z1, arg="first view", gather=gather)
-    z2 = prepare_batch(who, z2, arg="second view", gather=gather)
+    z1, z2 = prepare_views(who, z1, z2, gather=gather)
     with no_autocast(z1):
         inv = (z1 - z2).pow(2).sum(dim=1).mean()
         e1, s1 = _length_and_sphere(z1)

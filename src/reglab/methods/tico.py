@@ -19,8 +19,8 @@ import torch
 
 from reglab.core import Baselines, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
 from reglab.ops import (
-    check_positive, check_probability, check_same_shape, check_tensor, common_dtype, hyperparameters, no_autocast,
-    normalize_rows, positive, prepare_batch, probability,
+    check_positive, check_probability, check_tensor, common_dtype, hyperparameters, no_autocast,
+    normalize_rows, positive, prepare_views, probability,
 )
 
 PAPER = Paper(
@@ -54,9 +54,7 @@ def tico_step(
     everything on the global batch under DDP, so every rank gets the same C.
     """
     who = "TiCo"
-    check_same_shape(who, z_a, z_b)
-    z_a = prepare_batch(who, z_a, arg="first view", gather=gather)
-    z_b = prepare_batch(who, z_b, arg="second view", gather=gather)
+    z_a, z_b = prepare_views(who, z_a, z_b, gather=gather)
     z_a, z_b = common_dtype(z_a, z_b)
     n, d = z_a.shape
     if cov is not None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from reglab.core import Baseline, Claim, Paper, RepresentationRegularizer, register
-from reglab.ops import check_same_shape, covariance_offdiag, no_autocast, prepare_batch, variance_hinge
+from reglab.ops import covariance_offdiag, no_autocast, prepare_views, variance_hinge
 
 PAPER = Paper(
     "VICReg: Variance-Invariance-Covariance Regularization for Self-Supervised Learning",
@@ -43,9 +43,7 @@ def vicreg_terms(
     ``gather=True`` computes the statistics on the global batch under DDP.
     """
     who = "VICReg"
-    check_same_shape(who, z1, z2)
-    z1 = prepare_batch(who, z1, arg="first view", gather=gather)
-    z2 = prepare_batch(who, z2, arg="second view", gather=gather)
+    z1, z2 = prepare_views(who, z1, z2, gather=gather)
     with no_autocast(z1):
         inv = F.mse_loss(z1, z2)
         var = 0.5 * (variance_hinge(z1, gamma, eps) + variance_hinge(z2, gamma, eps))

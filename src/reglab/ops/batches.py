@@ -15,33 +15,87 @@ import math
 import torch
 import torch.nn.functional as F
 
-from reglab.core.distributed import gather as _gather, is_distributed
+from reglab.core.distributed import agree, all_gather_nograd, gather as _gather, is_distributed
 from reglab.core.errors import RegularizerInputError
 from reglab.ops.batching import no_autocast
 from reglab.ops.linalg import gram_offdiag_sq_sum
 from reglab.core import checks as _checks
-from reglab.ops.validation import check_tensor, has_data
+from reglab.ops.validation import check_same_shape, check_tensor, has_data
 
-__all__ = ["prepare_batch", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
+__all__ = ["prepare_batch", "prepare_views", "prepare_reference", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
 
 
 def prepare_batch(
-    who: str, z: torch.Tensor, *, arg: str = "embeddings", min_batch: int = 2, gather: bool = True
+    who: str, z: torch.Tensor, *, arg: str = "embeddings", min_batch: int = 2, gather: bool = True,
+    flatten: bool = False,
 ) -> torch.Tensor:
     """Validate a (n, d) batch, gather it over ranks, upcast to >= float32.
 
-    Under DDP the batch is gathered *before* its values and size are checked:
-    every rank then judges the same global batch and raises the same error,
-    so a rank holding 0 or 1 rows (or a NaN) never leaves the others waiting
-    in a collective. On the CPU one read of the largest magnitude checks
-    finiteness and, when the statistics of a float32 batch could overflow (a
-    squared norm or covariance past 3.4e38), moves the computation to
-    float64 so finite input always gives the right value. On an accelerator
-    nothing is read: both checks are queued (:mod:`reglab.core.checks`).
+    ``flatten``: accept (n, ...) with at least 2 dimensions and flatten each
+    sample (activations of a conv layer).
+
+    Under DDP each rank first checks its own tensor's structure (type,
+    dimensions, dtype) inside an :class:`~reglab.core.distributed.agree`
+    block, so every rank raises the same error when one rank's input is
+    malformed or ranks disagree on shape or dtype; then the batch is gathered
+    and its size and values are checked on the global batch: every rank
+    judges the same rows and raises the same error, so a rank holding 0 or 1
+    rows (or a NaN) never leaves the others waiting in a collective. On the
+    CPU one read of the largest magnitude checks finiteness and, when the
+    statistics of a float32 batch could overflow (a squared norm or covariance
+    past 3.4e38), moves the computation to float64 so finite input always
+    gives the right value. On an accelerator nothing is read: both checks are
+    queued (:mod:`reglab.core.checks`).
     """
     distributed = gather and is_distributed()
-    check_tensor(who, z, arg=arg, ndim=2, finite=False, nonempty=not distributed)
-    z = _gather(z, enabled=gather)
+    with agree(who, enabled=distributed) as agreed:
+        z = agreed.describe(arg, _check_local(who, z, arg, flatten, distributed))
+    z = _gather(z, enabled=gather, sizes=agreed.sizes[0] if agreed.sizes else None)
+    return _check_global(who, z, arg, min_batch, distributed)
+
+
+def prepare_views(
+    who: str, z1: torch.Tensor, z2: torch.Tensor, *, min_batch: int = 2, gather: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`prepare_batch` for two views of one batch (same shape), checked in one agreement over ranks."""
+    distributed = gather and is_distributed()
+    with agree(who, enabled=distributed) as agreed:
+        check_same_shape(who, z1, z2)
+        z1 = agreed.describe("first view", _check_local(who, z1, "first view", False, distributed))
+        z2 = agreed.describe("second view", _check_local(who, z2, "second view", False, distributed))
+    sizes = agreed.sizes or [None, None]
+    z1 = _check_global(who, _gather(z1, enabled=gather, sizes=sizes[0]), "first view", min_batch, distributed)
+    z2 = _check_global(who, _gather(z2, enabled=gather, sizes=sizes[1]), "second view", min_batch, distributed)
+    return z1, z2
+
+
+def prepare_reference(
+    who: str, z: torch.Tensor, *, arg: str = "embeddings", min_batch: int = 2, gather: bool = True,
+    flatten: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's batch and the detached global batch it is compared with (``gather=True``: all ranks'
+    rows, without autograd; else the batch itself), validated as :func:`prepare_batch` does.
+
+    ``min_batch`` and the value checks apply to the reference, so under DDP a
+    rank may hold 0 or 1 rows; the local batch gets the reference's dtype.
+    """
+    distributed = gather and is_distributed()
+    with agree(who, enabled=distributed) as agreed:
+        z = agreed.describe(arg, _check_local(who, z, arg, flatten, distributed))
+    ref = all_gather_nograd(z.detach(), sizes=agreed.sizes[0]) if agreed.sizes else z.detach()
+    ref = _check_global(who, ref, arg, min_batch, distributed)
+    return z.to(ref.dtype), ref
+
+
+def _check_local(who: str, z: object, arg: str, flatten: bool, distributed: bool) -> torch.Tensor:
+    """This rank's structural checks. Under DDP a rank may hold no rows: the size is judged globally."""
+    if flatten:
+        z = check_tensor(who, z, arg=arg, min_ndim=2, finite=False, nonempty=not distributed).flatten(1)
+    return check_tensor(who, z, arg=arg, ndim=2, finite=False, nonempty=not distributed)
+
+
+def _check_global(who: str, z: torch.Tensor, arg: str, min_batch: int, distributed: bool) -> torch.Tensor:
+    """The checks on the (global) batch's size and values, and the upcast; the same on every rank."""
     what = f"{arg} (the global batch over all ranks)" if distributed else arg
     where = " for the global batch over all ranks" if distributed else ""
     if z.shape[0] < min_batch:

@@ -171,9 +171,11 @@ def check_logits(
     return logits
 
 
-def check_labels(who: str, labels: object, num_classes: int, *, batch: int | None = None) -> torch.Tensor:
-    """Integer class labels of shape (batch,), each in [0, num_classes)."""
-    check_tensor(who, labels, arg="labels", ndim=1, floating=False)
+def check_labels(
+    who: str, labels: object, num_classes: int, *, batch: int | None = None, nonempty: bool = True
+) -> torch.Tensor:
+    """Integer class labels of shape (batch,), each in [0, num_classes); ``nonempty`` as :func:`check_logits`."""
+    check_tensor(who, labels, arg="labels", ndim=1, floating=False, nonempty=nonempty)
     assert isinstance(labels, torch.Tensor)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise RegularizerInputError(
