@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
+from reglab.core import Baseline, Baselines, Claim, Paper, WeightRegularizer, register
 from reglab.ops import as_tensors, checked_total, group_norm_sum, group_prox_, grouping, hyperparameters, one_of
 from reglab.ops.grads import add_coefficients_, group_norm_coefficients
 
@@ -129,6 +129,7 @@ class GroupLasso(WeightRegularizer):
             arm={"name": "group_lasso", "weight": 0.3},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
+            control=Baselines.shorter_training(10, 40),
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Scardapane et al. 2017, Tables 2-4 (accuracy kept at high sparsity)",

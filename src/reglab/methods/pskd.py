@@ -78,6 +78,11 @@ class PSKD(Configurable, nn.Module):
             task="calibration", metric="accuracy", direction="higher", kind="non-inferiority",
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("CE"),),
+            control=Baseline(
+                "CE on half the training data", task_args={"train_fraction": 0.1},
+                why="negative control: a weakened model (10% of the training split instead of 20%, same test "
+                "split) that the same test must reject",
+            ),
             datasets=("digits", "mnist1d"),
             settings="as above",
             source="Kim et al. 2021, Table 1",
