@@ -77,7 +77,7 @@ class Baselines:
         ``of`` epochs, a weakened model a test of "costs no accuracy" must tell from the baseline."""
         return Baseline(
             f"no regularizer, {epochs} of {of} epochs", task_args={"epochs": epochs},
-            why="negative control: a weakened model (a quarter of the training) that the same test must reject",
+            why=f"negative control: a weakened model ({epochs} of the task's {of} epochs) that the same test must reject",
         )
 
 
@@ -150,6 +150,13 @@ class Claim:
     training, a model family the lab does not have, ...) is declared with
     ``testable=False`` and ``untestable_reason``: the lab never runs it and
     its report lists it with the reason, so the gap is visible.
+
+    A non-inferiority claim declares a ``control``: an arm that should fail
+    the same test (no regularizer where the claim is "replaces X", the plain
+    warm start, a weakened model); when the control passes too, the test
+    could not have failed. ``tuning`` records what was tuned on development
+    seeds, with the grid and the values picked, for the arm and for its
+    baselines.
 
     ``paired_over="units"`` is for a deterministic task that reports one
     value per unit of evaluation (e.g. per STS file, ``TaskResult.units``):
