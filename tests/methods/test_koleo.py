@@ -189,7 +189,8 @@ def test_float32_and_low_precision_inputs():
 
 
 def test_lab_spread_and_retrieval_metrics_match_loops():
-    """ssl_collapse's nn_distance, uniformity, recall_float and recall_sq8, against plain loops."""
+    """ssl_collapse's nn_distance, uniformity, recall_float, recall_sq8, recall_sq4 and recall_binary, against
+    plain loops."""
     from reglab.bench.experiments.ssl import _spread_metrics
 
     g = torch.Generator().manual_seed(0)
@@ -204,8 +205,19 @@ def test_lab_spread_and_retrieval_metrics_match_loops():
     nn_d = np.mean([min(np.linalg.norm(xte[i] - xte[j]) for j in range(n) if j != i) for i in range(n)])
     pairs = [np.exp(-2 * np.sum((xte[i] - xte[j]) ** 2)) for i in range(n) for j in range(i + 1, n)]
     lo, hi = xtr.min(axis=0), xtr.max(axis=0)
-    db = np.array([[lo[k] + round(255 * (v[k] - lo[k]) / (hi[k] - lo[k])) * (hi[k] - lo[k]) / 255 for k in range(4)] for v in xtr])
+    def scalar_codes(top):
+        return np.array(
+            [[lo[k] + round(top * (v[k] - lo[k]) / (hi[k] - lo[k])) * (hi[k] - lo[k]) / top for k in range(4)] for v in xtr]
+        )
+
+    db, db4 = scalar_codes(255), scalar_codes(15)
     assert np.abs(db - xtr).max() <= (hi - lo).max() / 510 + 1e-12  # half a quantization step
+    assert np.abs(db4 - xtr).max() <= (hi - lo).max() / 30 + 1e-12
+    # 1 bit: above/below the column mean, decoded to the mean of that side
+    mean = xtr.mean(axis=0)
+    side = xtr >= mean
+    db1 = np.array([[xtr[side[:, k] == side[i, k], k].mean() for k in range(4)] for i in range(len(xtr))])
+    assert len(np.unique(db1[:, 0])) == 2
 
     def recall(database):
         hits = 0
@@ -218,6 +230,18 @@ def test_lab_spread_and_retrieval_metrics_match_loops():
     assert got["uniformity"] == pytest.approx(math.log(np.mean(pairs)), rel=1e-9)
     assert got["recall_float"] == pytest.approx(recall(xtr))
     assert got["recall_sq8"] == pytest.approx(recall(db))
+    assert got["recall_sq4"] == pytest.approx(recall(db4))
+    assert got["recall_binary"] == pytest.approx(recall(db1))
+
+
+def test_binary_codes_of_a_constant_column_decode_to_it():
+    """A column with no value below its mean (constant) decodes to its mean, not to 0 or NaN."""
+    from reglab.bench.experiments.ssl import _binary_quantized
+
+    x = torch.tensor([[0.5, 1.0], [0.5, -1.0], [0.5, 3.0]], dtype=torch.float64)
+    got = _binary_quantized(x)
+    assert torch.equal(got[:, 0], torch.full((3,), 0.5, dtype=torch.float64))
+    assert got[:, 1].tolist() == [pytest.approx(2.0), pytest.approx(-1.0), pytest.approx(2.0)]
 
 
 def test_ssl_collapse_runs_koleo_on_the_output_added_to_vicreg():
@@ -225,7 +249,9 @@ def test_ssl_collapse_runs_koleo_on_the_output_added_to_vicreg():
 
     fn = get_task("ssl_collapse")
     r = fn({"name": "koleo"}, seed=0, quick=True, bind="output", base="vicreg")
-    assert set(r.metrics) >= {"nn_distance", "uniformity", "recall_float", "recall_sq8", "linear_probe_accuracy"}
+    assert set(r.metrics) >= {
+        "nn_distance", "uniformity", "recall_float", "recall_sq8", "recall_sq4", "recall_binary", "linear_probe_accuracy"
+    }
     assert 0.0 < r.metrics["nn_distance"] <= 2.0 and -4.0 <= r.metrics["uniformity"] <= 0.0
     assert "vicreg" in r.setup["loss"]
     with pytest.raises(ValueError, match="bind"):

@@ -71,6 +71,28 @@ class Baselines:
     RAW_INPUT = Baseline("raw pixels", metric="raw_probe_accuracy", why="no representation learning at all")
     VICREG = Baseline("VICReg", {"name": "vicreg"}, why="the standard non-contrastive SSL loss")
 
+    @staticmethod
+    def shorter_training(epochs: int, of: int) -> Baseline:
+        """A non-inferiority claim's negative control: the plain model trained for ``epochs`` of the task's
+        ``of`` epochs, a weakened model a test of "costs no accuracy" must tell from the baseline."""
+        return Baseline(
+            f"no regularizer, {epochs} of {of} epochs", task_args={"epochs": epochs},
+            why=f"negative control: a weakened model ({epochs} of the task's {of} epochs) that the same test must reject",
+        )
+
+
+#: ``ssl_collapse`` arguments where the invariance-only baseline is partially, not totally, collapsed: at 10
+#: epochs its embedding keeps an effective rank of about 12 of 32 on digits and 17 on digits_half (dev seeds
+#: 0-2: 12.5, 12.6, 11.8 and 18.0, 18.2, 16.5), while at the default 50 it reaches the floor of 1 by epoch
+#: 20, where a regularizer that only slows the collapse reads as "no effect". The single-view regularizer
+#: is bound to the 32-d embedding that collapses and is probed (``bind="output"``).
+PARTIAL_COLLAPSE: dict[str, Any] = {"epochs": 10, "bind": "output"}
+PARTIAL_COLLAPSE_SETTINGS = (
+    "10 epochs instead of the task's 50, so that the invariance-only baseline is partially collapsed (effective "
+    "rank about 12 of 32 on digits, 17 on digits_half, on dev seeds 0-2) rather than at the floor of 1; the "
+    "regularizer on the 32-d embedding (the layer that collapses and is probed), not the 256-unit hidden layer"
+)
+
 
 def ssl_claims(
     mechanism: str, outcome: str, *, settings: str, source_mechanism: str, source_outcome: str,
@@ -129,6 +151,13 @@ class Claim:
     ``testable=False`` and ``untestable_reason``: the lab never runs it and
     its report lists it with the reason, so the gap is visible.
 
+    A non-inferiority claim declares a ``control``: an arm that should fail
+    the same test (no regularizer where the claim is "replaces X", the plain
+    warm start, a weakened model); when the control passes too, the test
+    could not have failed. ``tuning`` records what was tuned on development
+    seeds, with the grid and the values picked, for the arm and for its
+    baselines.
+
     ``paired_over="units"`` is for a deterministic task that reports one
     value per unit of evaluation (e.g. per STS file, ``TaskResult.units``):
     the lab runs each arm once (seed 0) and pairs the arms unit by unit.
@@ -154,6 +183,8 @@ class Claim:
     testable: bool = True
     untestable_reason: str = ""
     paired_over: Literal["seeds", "units"] = "seeds"
+    control: Baseline | None = None  # non-inferiority: an arm that should FAIL the same test; the claim is uninformative when it passes
+    tuning: str = ""  # what was tuned on development seeds, the grid and the values picked, for arm and baseline ("" = neither tuned)
 
     def __post_init__(self) -> None:
         if not self.testable:
@@ -179,6 +210,8 @@ class Claim:
             raise ValueError(f"Claim.datasets must be a non-empty tuple of dataset names, got {self.datasets!r}")
         if not all(isinstance(b, Baseline) for b in self.baselines):
             raise TypeError("Claim.baselines must hold reglab.core.paper.Baseline objects")
+        if self.control is not None and not isinstance(self.control, Baseline):
+            raise TypeError("Claim.control must be a reglab.core.paper.Baseline (the arm that should fail the test)")
 
     @property
     def compared_with(self) -> tuple[Baseline, ...]:

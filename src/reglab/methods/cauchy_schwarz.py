@@ -46,7 +46,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, RegularizerInputError, WeightRegularizer, register
+from reglab.core import Baseline, Baselines, Claim, Paper, RegularizerInputError, WeightRegularizer, register
 from reglab.ops import (
     as_tensors, check_tensor, checked_total, full_precision, gram, hyperparameters, one_of, positive,
     power_of_two_scale, sum_terms,
@@ -230,6 +230,7 @@ class CauchySchwarz(WeightRegularizer):
             arm={"name": "cauchy_schwarz", "variant": "binary", "weight": 10.0},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
+            control=Baselines.shorter_training(10, 40),
             settings="as above",
             source="Taner et al. 2025, Sec. 5",
         ),

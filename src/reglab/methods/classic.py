@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
+from reglab.core import Baseline, Baselines, Claim, Paper, WeightRegularizer, register
 from reglab.ops import (
     add_scaled_, as_tensors, checked_total, hyperparameters, norms_sum, soft_threshold, squared_norm, unit_interval,
 )
@@ -91,6 +91,7 @@ class L1(WeightRegularizer):
             arm={"name": "l1", "weight": 1e-4},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
+            control=Baselines.shorter_training(15, 60),
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Tibshirani 1996 (prediction accuracy kept or improved)",

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
+from reglab.core.paper import PARTIAL_COLLAPSE, PARTIAL_COLLAPSE_SETTINGS
 from reglab.ops import no_autocast, prepare_batch, spectrum_entropy
 
 PAPER = Paper(
@@ -58,9 +59,10 @@ class EffectiveRank(RepresentationRegularizer):
     claims = ssl_claims(
         "Maximizing the entropy of the singular values raises the embeddings' effective rank",
         "A higher effective rank gives a better linear probe (RankMe's premise)",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), −H on the 256-unit hidden "
-            "layer next to the invariance MSE, weight 1 (not a paper value: Roy & Vetterli define the "
-            "measure, RankMe uses it to select models, neither trains with it)",
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam), −H next to the invariance MSE, "
+            "weight 1 (not a paper value: Roy & Vetterli define the measure, RankMe uses it to select models, "
+            "neither trains with it); " + PARTIAL_COLLAPSE_SETTINGS + " (RankMe measures the embeddings)",
+        task_args=PARTIAL_COLLAPSE,
         source_mechanism="Roy & Vetterli 2007 (definition); the penalty is −H, so this checks it does what its formula "
             "says",
         source_outcome="Garrido et al. 2023 (RankMe), Sec. 4: rank correlates with downstream performance",

@@ -68,6 +68,10 @@ class FLOPS(RepresentationRegularizer):
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Paria et al. 2020, Sec. 5 (accuracy kept at lower FLOPs)",
+            control=Baseline(
+                "no penalty, 4-dimensional code", task_args={"latent": 4},
+                why="negative control: a weakened autoencoder (a 4-d code instead of 32) that the same test must reject",
+            ),
         ),
     )
     paper = PAPER

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
+from reglab.core import Baseline, Baselines, Claim, Paper, WeightRegularizer, register
 from reglab.ops import as_tensors, checked_total, group_norm_sum, group_prox_, grouping, hyperparameters, one_of
 from reglab.ops.grads import add_coefficients_, group_norm_coefficients
 
@@ -72,6 +72,13 @@ def group_lasso_global(
     return checked_total("group_lasso", (sizes * norms).sum(), ws)
 
 
+_TUNING = (
+    "on digits seeds 0-4, by mean test accuracy after pruning half the filters (pruned50_accuracy): group lasso's "
+    "weight (proximal) from {0.03, 0.1, 0.3, 1}: 0.855, 0.882, 0.925, 0.824, picked 0.3; the L2 baseline's weight "
+    "from {5e-5, 5e-4, 5e-3, 5e-2, 0.5, 5, 15, 50}: 0.870, 0.870, 0.870, 0.870, 0.839, 0.916, 0.838, 0.491, picked 5"
+)
+
+
 @register
 class GroupLasso(WeightRegularizer):
     """Group lasso: R(w) = Σ_g √p_g ‖w_g‖₂, zeroing whole units or filters.
@@ -113,15 +120,18 @@ class GroupLasso(WeightRegularizer):
             baselines=(
                 Baseline("no regularizer, same pruning"),
                 Baseline(
-                    "L2 (5e-4), same pruning", {"name": "l2", "weight": 5e-4},
-                    why="weight decay + magnitude pruning, the usual recipe",
+                    "L2 (5, weight picked on dev seeds), same pruning", {"name": "l2", "weight": 5.0},
+                    why="weight decay + magnitude pruning, the usual recipe, at the weight the same grid search "
+                    "on the same seeds picks",
                 ),
             ),
             datasets=("digits", "digits_half"),
-            settings="weight 0.3 in proximal mode (the paper tunes λ per network) was chosen during development on "
-            "digits seeds 0-4, with their test splits in view: those seeds are not evidence; the committed report "
-            "uses seeds 200+ and digits_half, never used in choosing it. L2 5e-4 is the common default, not tuned",
+            settings="weight 0.3 in proximal mode (the paper tunes λ per network), picked on digits seeds 0-4 with "
+            "their test splits in view, and the L2 baseline's weight picked the same way (see tuning): those seeds "
+            "are not evidence; the committed report uses seeds 200+ and digits_half, never used in choosing. L2 "
+            "is added to the loss (no proximal step), so its useful weights are far larger than weight decay's 5e-4",
             source="Scardapane et al. 2017, Sec. 5",
+            tuning=_TUNING,
         ),
         Claim(
             "Group lasso does not cost accuracy before pruning",
@@ -129,9 +139,11 @@ class GroupLasso(WeightRegularizer):
             arm={"name": "group_lasso", "weight": 0.3},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
+            control=Baselines.shorter_training(10, 40),
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Scardapane et al. 2017, Tables 2-4 (accuracy kept at high sparsity)",
+            tuning=_TUNING,
         ),
     )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, register
+from reglab.core import Baseline, Baselines, Claim, Paper, Regularizer, RegularizerInputError, register
 from reglab.ops import check_tensor, hyperparameters
 
 __all__ = ["jacobian", "JacobianReg"]
@@ -155,6 +155,7 @@ class JacobianReg(Regularizer):
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
             datasets=("digits", "digits_half"),
+            control=Baselines.shorter_training(15, 60),
             settings="as above",
             source="Hoffman et al. 2019, Table 1 (clean accuracy kept)",
         ),

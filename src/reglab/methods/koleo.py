@@ -120,6 +120,10 @@ class KoLeo(RepresentationRegularizer):
     # that is probed and retrieved (DINOv2 puts it on the backbone output).
     _lab = {"bind": "output", "base": "vicreg"}
     _vicreg = Baseline("VICReg alone", why="the working SSL loss KoLeo is added to, as DINOv2 adds it to DINO")
+    _uniformity = Baseline(
+        "VICReg + uniformity (Wang & Isola, t=2, λ=1)", {"name": "uniformity"},
+        why="the other common loss that spreads embeddings on the sphere",
+    )
     _settings = (
         "KoLeo (λ = 0.1, DINOv2's weight) added to the full VICReg loss (λ=μ=25, ν=1) on the output of an MLP "
         "encoder 64-256-32 trained on two augmented views of 8×8 digits (Adam, batch 128, 50 epochs), instead of "
@@ -132,13 +136,7 @@ class KoLeo(RepresentationRegularizer):
             task="ssl_collapse", metric="nn_distance", direction="higher", task_args=_lab, role="mechanism",
             min_effect=0.02, min_effect_reason="0.02 on the unit sphere, half of VICReg's own nearest-neighbour "
             "distance here (about 0.04)",
-            baselines=(
-                _vicreg,
-                Baseline(
-                    "VICReg + uniformity (Wang & Isola, t=2, λ=1)", {"name": "uniformity"},
-                    why="the other common loss that spreads embeddings on the sphere",
-                ),
-            ),
+            baselines=(_vicreg, _uniformity),
             datasets=("digits", "digits_half"), settings=_settings,
             source="Sablayrolles et al. 2019 (KoLeo maximizes the Kozachenko-Leonenko nearest-neighbour entropy "
             "estimate); Oquab et al. 2023 (DINOv2), the ablation of its loss terms",
@@ -155,14 +153,21 @@ class KoLeo(RepresentationRegularizer):
             task="ssl_collapse", metric="linear_probe_accuracy", direction="higher", task_args=_lab,
             kind="non-inferiority", min_effect=0.01, min_effect_reason="one point of probe accuracy",
             baselines=(_vicreg,), datasets=("digits", "digits_half"), settings=_settings,
+            control=Baseline(
+                "invariance only (VICReg's variance and covariance terms dropped)", task_args={"base": "invariance"},
+                why="negative control: the collapsing loss, whose probe the same test must reject",
+            ),
             source="Oquab et al. 2023 (DINOv2), ablation of the KoLeo term: linear classification about unchanged",
         ),
         Claim(
-            "KoLeo improves same-class retrieval (recall@1) from an 8-bit scalar-quantized database",
-            task="ssl_collapse", metric="recall_sq8", direction="higher", task_args=_lab,
+            "KoLeo improves same-class retrieval (recall@1) from a binary database (1 bit per dimension)",
+            task="ssl_collapse", metric="recall_binary", direction="higher", task_args=_lab,
             min_effect=0.01, min_effect_reason="one point of recall@1",
-            baselines=(_vicreg,), datasets=("digits", "digits_half"), settings=_settings + "; the train split "
-            "is the database (SQ8 with per-dimension min/max from it), test images the queries",
+            baselines=(_vicreg, _uniformity), datasets=("digits", "digits_half"), settings=_settings + "; the "
+            "train split is the database, test images the queries (float, asymmetric search); 1-bit codes per "
+            "dimension (above/below the train mean, decoded to each side's mean) instead of the paper's lattice "
+            "and scalar quantizers, because 8-bit and 4-bit scalar codes lose nothing here (dev seeds 0-2: "
+            "recall_sq8 and recall_sq4 within 0.01 of float recall for every arm) while 1 bit costs 7-12 points",
             source="Sablayrolles et al. 2019 (KoLeo-trained embeddings lose less to scalar/lattice quantization); "
             "Oquab et al. 2023 (DINOv2), ablation of the KoLeo term (instance retrieval improves)",
         ),

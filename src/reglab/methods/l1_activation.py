@@ -50,6 +50,10 @@ class L1Activation(RepresentationRegularizer):
             datasets=("digits", "digits_half"),
             settings="as above",
             source="sparse coding / sparse autoencoders (classic)",
+            control=Baseline(
+                "no penalty, 4-dimensional code", task_args={"latent": 4},
+                why="negative control: a weakened autoencoder (a 4-d code instead of 32) that the same test must reject",
+            ),
         ),
     )
     formula = "mean_i Σ_j |z_ij|"

@@ -16,8 +16,14 @@ from typing import Any, NamedTuple
 
 import torch
 
+<<<<<<< HEAD
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
 from reglab.ops import hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_reference
+=======
+from reglab.core import Paper, RepresentationRegularizer, all_gather_nograd, register, ssl_claims
+from reglab.core.paper import PARTIAL_COLLAPSE, PARTIAL_COLLAPSE_SETTINGS
+from reglab.ops import check_tensor, hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_batch
+>>>>>>> claims
 
 PAPER = Paper(
     "LDReg: Local Dimensionality Regularized Self-Supervised Learning", "Huang, Campello, Erfani, Ma, Houle, Bailey", 2024,
@@ -86,9 +92,10 @@ class LDReg(RepresentationRegularizer):
     claims = ssl_claims(
         "LDReg raises the dimensionality of the representation (higher effective rank)",
         "LDReg gives representations with a better linear probe",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), LDReg on the 256-unit "
-            "hidden layer next to the invariance MSE, instead of SimCLR/BYOL on ImageNet; k = 16, α = 0.01 "
-            "(the official SimCLR config)",
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam), LDReg next to the invariance MSE, "
+            "instead of SimCLR/BYOL on ImageNet; k = 16, α = 0.01 (the official SimCLR config); "
+            + PARTIAL_COLLAPSE_SETTINGS + " (the paper regularizes the representation)",
+        task_args=PARTIAL_COLLAPSE,
         source_mechanism="Huang et al. 2024, Sec. 5 (LDReg increases local and global dimensionality)",
         source_outcome="Huang et al. 2024, Tables 1-2 (linear evaluation improves)",
     )

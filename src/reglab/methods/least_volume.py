@@ -64,6 +64,10 @@ class LeastVolume(RepresentationRegularizer):
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Chen & Fuge 2024, Sec. 4 (reconstruction kept while compressing)",
+            control=Baseline(
+                "no penalty, 4-dimensional code", task_args={"latent": 4},
+                why="negative control: a weakened autoencoder (a 4-d code instead of 32) that the same test must reject",
+            ),
         ),
     )
     paper = PAPER

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, WeightRegularizer, register, ssl_claims
+from reglab.core.paper import PARTIAL_COLLAPSE, PARTIAL_COLLAPSE_SETTINGS
 from reglab.ops import (
     as_tensors, checked_total, flatten_rows, full_precision, gram, hyperparameters, no_autocast, non_negative,
     one_of, power_of_two_scale, prepare_batch, stack_by_shape, sum_terms,
@@ -207,8 +208,9 @@ class MHEFeatures(Regularizer):
         "MHE on the features spreads them (higher effective rank)",
         "MHE on the features gives a better linear probe",
         settings="the paper applies MHE to filters and classifier weights; MHE on features is this class's "
-            "extension, tested in two-view SSL on 8×8 digits (MLP encoder, Adam, 50 epochs) next to the "
-            "invariance MSE; s = 0, weight 1",
+            "extension, tested in two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam) next to the "
+            "invariance MSE; s = 0, weight 1; " + PARTIAL_COLLAPSE_SETTINGS,
+        task_args=PARTIAL_COLLAPSE,
         source_mechanism="Liu et al. 2018, Sec. 3 (minimum energy = evenly spread points on the sphere)",
         source_outcome="Liu et al. 2018, Sec. 5 (better-spread neurons generalize better)",
     )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
+from reglab.core import Baseline, Baselines, Claim, Paper, WeightRegularizer, register
 from reglab.ops import as_tensors, full_precision, check_tensor, flatten_rows, stack_by_shape, sum_terms
 
 PAPER = Paper(
@@ -60,6 +60,7 @@ class NuclearNorm(WeightRegularizer):
             task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
+            control=Baselines.shorter_training(15, 60),
             datasets=("digits", "digits_half"),
             settings="as above",
             source="Recht, Fazel & Parrilo 2010 (low-rank solutions that still fit the data)",

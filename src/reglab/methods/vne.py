@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
+from reglab.core.paper import PARTIAL_COLLAPSE, PARTIAL_COLLAPSE_SETTINGS
 from reglab.ops import no_autocast, normalize_rows, prepare_batch, spectrum_entropy
 
 PAPER = Paper(
@@ -57,9 +58,10 @@ class VNE(RepresentationRegularizer):
     claims = ssl_claims(
         "Raising the von Neumann entropy of the representation raises its effective rank",
         "Raising the representation's von Neumann entropy improves its linear probe",
-        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam, 50 epochs), −α·VNE on the 256-unit "
-            "hidden layer next to the invariance MSE, α = 1 (the paper sets α per application), instead of "
-            "the paper's ImageNet SSL runs",
+        settings="two-view SSL on 8×8 digits (MLP encoder 64-256-32, Adam), −α·VNE next to the invariance MSE, "
+            "α = 1 (the paper sets α per application), instead of the paper's ImageNet SSL runs; "
+            + PARTIAL_COLLAPSE_SETTINGS + " (where the paper puts VNE: on the representation)",
+        task_args=PARTIAL_COLLAPSE,
         source_mechanism="Kim et al. 2023, Sec. 3 (VNE increases the rank/isotropy of the representation)",
         source_outcome="Kim et al. 2023, Sec. 5 (SSL: VNE+ improves linear evaluation)",
     )

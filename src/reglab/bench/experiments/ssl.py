@@ -38,7 +38,14 @@ x_i = z_i/‖z_i‖ (:func:`_spread_metrics`):
   embeddings, codes round(255·(x − min)/(max − min)) clamped to [0, 255],
   decoded to min + code·(max − min)/255; the queries stay in float
   (asymmetric distance, as a faiss ``IndexScalarQuantizer`` QT_8bit
-  searches).
+  searches);
+* ``recall_sq4``: the same at 4 bits per dimension (codes
+  round(15·(x − min)/(max − min)), 16 levels): the compression where a
+  badly spread embedding loses neighbours;
+* ``recall_binary``: the same at 1 bit per dimension: code x ≥ μ per
+  dimension (μ the train mean), decoded to the mean of the train values on
+  that side (the best 1-bit reconstruction for that threshold); queries in
+  float, L2 to the decoded database (asymmetric, as the scalar codes).
 """
 
 from __future__ import annotations
@@ -103,11 +110,25 @@ def _nearest_other(x: torch.Tensor) -> torch.Tensor:
     return d.min(dim=1).values
 
 
-def _sq8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Encode to 8 bits per dimension on [lo, hi] and decode (see the module docstring)."""
+def _scalar_quantized(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
+    """Encode to ``bits`` bits per dimension on [lo, hi] and decode (see the module docstring)."""
+    top = float(2**bits - 1)
     scale = (hi - lo).clamp_min(1e-12)
-    codes = torch.round((x - lo) / scale * 255.0).clamp(0.0, 255.0)
-    return lo + codes * scale / 255.0
+    codes = torch.round((x - lo) / scale * top).clamp(0.0, top)
+    return lo + codes * scale / top
+
+
+def _binary_quantized(x: torch.Tensor) -> torch.Tensor:
+    """One bit per dimension: x ≥ the column mean, decoded to the mean of the column's values on that side."""
+    mean = x.mean(dim=0)
+    high = x >= mean
+    n_high = high.sum(dim=0)
+    n_low = x.shape[0] - n_high
+    high_value = (x * high).sum(dim=0) / n_high.clamp_min(1)
+    low_value = (x * ~high).sum(dim=0) / n_low.clamp_min(1)
+    # a constant column has no low side: both sides decode to its mean
+    low_value = torch.where(n_low > 0, low_value, mean)
+    return torch.where(high, high_value, low_value)
 
 
 def _recall_at_1(queries: torch.Tensor, y_q: torch.Tensor, database: torch.Tensor, y_db: torch.Tensor) -> float:
@@ -118,17 +139,19 @@ def _recall_at_1(queries: torch.Tensor, y_q: torch.Tensor, database: torch.Tenso
 def _spread_metrics(
     z_tr: torch.Tensor, y_tr: torch.Tensor, z_te: torch.Tensor, y_te: torch.Tensor
 ) -> dict[str, float]:
-    """nn_distance, uniformity, recall_float and recall_sq8 (defined in the module docstring)."""
+    """nn_distance, uniformity, recall_float, recall_sq8, recall_sq4, recall_binary (module docstring)."""
     x_tr = F.normalize(z_tr.double(), dim=1)
     x_te = F.normalize(z_te.double(), dim=1)
     iu = torch.triu_indices(x_te.shape[0], x_te.shape[0], offset=1)
     sq = torch.cdist(x_te, x_te).pow(2)[iu[0], iu[1]]
-    db = _sq8(x_tr, x_tr.amin(dim=0), x_tr.amax(dim=0))
+    lo, hi = x_tr.amin(dim=0), x_tr.amax(dim=0)
     return {
         "nn_distance": float(_nearest_other(x_te).mean()),
         "uniformity": float(torch.logsumexp(-2.0 * sq, dim=0) - math.log(sq.numel())),
         "recall_float": _recall_at_1(x_te, y_te, x_tr, y_tr),
-        "recall_sq8": _recall_at_1(x_te, y_te, db, y_tr),
+        "recall_sq8": _recall_at_1(x_te, y_te, _scalar_quantized(x_tr, lo, hi, 8), y_tr),
+        "recall_sq4": _recall_at_1(x_te, y_te, _scalar_quantized(x_tr, lo, hi, 4), y_tr),
+        "recall_binary": _recall_at_1(x_te, y_te, _binary_quantized(x_tr), y_tr),
     }
 
 
