@@ -16,14 +16,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-<<<<<<< HEAD
 from reglab.core import Paper, RepresentationRegularizer, register, ssl_claims
-from reglab.ops import hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_reference
-=======
-from reglab.core import Paper, RepresentationRegularizer, all_gather_nograd, register, ssl_claims
 from reglab.core.paper import PARTIAL_COLLAPSE, PARTIAL_COLLAPSE_SETTINGS
-from reglab.ops import check_tensor, hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_batch
->>>>>>> claims
+from reglab.ops import hyperparameters, integer, no_autocast, pairwise_sq_dists, prepare_reference
 
 PAPER = Paper(
     "LDReg: Local Dimensionality Regularized Self-Supervised Learning", "Huang, Campello, Erfani, Ma, Houle, Bailey", 2024,
