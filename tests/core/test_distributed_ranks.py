@@ -168,7 +168,7 @@ def _error_cases(rank: int, world: int) -> list[tuple[str, str, str]]:
         ("flops_idf: vocabulary mismatch on one rank", "flops_idf", lambda: flops_idf(queries_vocab=7 + (rank == bad))),
         ("flops_idf: int docs on one rank", "flops_idf",
          lambda: flops_idf(docs_dtype=torch.int64 if rank == bad else torch.float64)),
-        ("flops_idf: no documents on any rank", "FLOPS", lambda: flops_idf(n=0)),
+        ("flops_idf: no documents on any rank", "flops_idf", lambda: flops_idf(n=0)),
     ]  # fmt: skip
 
     for name in ("elr", "pskd"):

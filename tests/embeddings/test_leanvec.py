@@ -134,3 +134,29 @@ def test_bad_inputs():
         t.transform_queries(X[:, :5])
     with pytest.raises(reglab.RegularizerInputError, match=r"NaN/inf.*rows 3"):
         t.transform_queries(bad)
+
+
+def test_id_rankings_equal_those_of_svs_centred_projection():
+    """SVS's PCA path (include/svs/leanvec/leanvec.h before commit d404d5f1) stores Pᵀ(x − μ) and reduces
+    L2 queries to Pᵀ(q − μ), inner-product queries to Pᵀq; reglab projects both sides uncentred. L2
+    distances are equal, inner products differ by ⟨Pᵀq, Pᵀμ⟩ per query: the same rankings."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 12)) * np.linspace(0.2, 3.0, 12) + 5.0  # a database far from the origin
+    Q = rng.standard_normal((20, 12)) * 2.0 + 4.0
+    k = 5
+    mu = X.mean(0)
+    _, _, vt = np.linalg.svd(X - mu, full_matrices=False)  # SVS: dgesvd of the centred sample
+    P = vt[:k].T
+    svs_x, svs_q_l2, svs_q_ip = (X - mu) @ P, (Q - mu) @ P, Q @ P
+    lv = LeanVec(k).fit(X)
+    zx, zq = lv.transform(X), lv.transform_queries(Q)
+    l2 = ((zq[:, None, :] - zx[None]) ** 2).sum(-1)
+    svs_l2 = ((svs_q_l2[:, None, :] - svs_x[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(l2, svs_l2, rtol=1e-9, atol=1e-9)
+    ip, svs_ip = zq @ zx.T, svs_q_ip @ svs_x.T
+    shift = ip - svs_ip  # ⟨Pᵀq, Pᵀμ⟩: one constant per query
+    np.testing.assert_allclose(shift, np.repeat(shift[:, :1], len(X), axis=1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(np.argsort(-ip, axis=1, kind="stable")[:, :10],
+                                  np.argsort(-svs_ip, axis=1, kind="stable")[:, :10])
+    # the stored reduced vectors are SVS's plus Pᵀμ (up to the sign of each component)
+    np.testing.assert_allclose(np.abs(zx - zx.mean(0)), np.abs(svs_x), rtol=1e-9, atol=1e-9)

@@ -103,3 +103,16 @@ def test_grad_mode_adds_official_update():
     grad = torch.zeros(4)
     reg.grad_([w], [grad], 1e-4)
     np.testing.assert_allclose(grad.numpy(), [0, -1e-4, 0, 1e-4], atol=1e-12)
+
+
+def test_default_strength_is_the_authors_run():
+    """s = 5e-4: CASIA-IVA-Lab/MaskSparsity README step 4 runs ./mask_sparsity.sh with 5e-4, passed as
+    SPARSE.SPARSITY to update_BN's s (the function's own default, 1e-4, is not what the run uses)."""
+    reg = MaskSparsity()
+    assert reg.weight == 5e-4 and reglab.create("mask_sparsity").get_config()["weight"] == 5e-4
+    w = torch.tensor([0.9, -0.05, 0.3, 0.01])
+    grad = torch.zeros(4)
+    reg.setup([("w", w)])
+    reg.set_mask(w, torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    reg.grad_([w], [grad], reg.weight)  # official: γ.grad += s·sign(γ)⊙M
+    np.testing.assert_allclose(grad.numpy(), [0, -5e-4, 0, 5e-4], atol=1e-12)

@@ -236,3 +236,51 @@ def test_heads_must_divide_dimension():
     args = _inputs(torch.Generator().manual_seed(0))
     with pytest.raises(reglab.RegularizerInputError, match="divisible by heads=4"):
         seqpe_contrastive(*args[:3], heads=4)
+
+
+def official_2d_starts(max_position, h, w):
+    """ghrua/seqpe image_seqpe/pe_sampler.py, SeqPeTransferDataSampler.init_dataset (data_dim=2):
+    create_2d_pos_list(0, 0, n_max - h, n_max - w) (range ends exclusive), then p[0] >= h or p[1] >= w."""
+    cells = [(i, j) for i in range(0, max_position - h) for j in range(0, max_position - w)]
+    return [p for p in cells if p[0] >= h or p[1] >= w]
+
+
+@pytest.mark.parametrize("length,width,max_position", [(8, 4, 10), (6, 2, 9), (4, 4, 3), (9, 3, 7)])
+def test_2d_transfer_starts_are_the_official_cells(length, width, max_position):
+    h = length // width
+    official = official_2d_starts(max_position, h, width)
+    if not official:
+        with pytest.raises(reglab.RegularizerInputError, match="SeqPE transfer sampler needs a start cell"):
+            seqpe_transfer_positions(length, max_position=max_position, num=2, width=width)
+        return
+    g = torch.Generator().manual_seed(3)
+    idx, pos = seqpe_transfer_positions(length, max_position=max_position, batch_size=3000, num=2, width=width,
+                                        generator=g)
+    start = (pos - torch.stack([idx // width, idx % width], -1))[:, 0]
+    drawn = set(map(tuple, start.tolist()))
+    assert drawn == set(official)  # every official start cell, and no other (not the last row or column)
+    # and uniformly: the draw is the official list indexed by one uniform integer per block
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3000):
+        torch.randperm(length, generator=g)
+    picks = torch.randint(len(official), (3000,), generator=g).tolist()
+    assert start.tolist() == [list(official[i]) for i in picks]
+
+
+def test_1e20_scale_position_encodings_give_the_right_finite_loss():
+    g = torch.Generator().manual_seed(0)
+    pivot, cand, labels, main, idx, trans = _inputs(g)
+    big = [t.float() * 1e20 for t in (pivot, cand, main, trans)]
+    pv, cd, mn, tr = (t.clone().requires_grad_() for t in big)
+    ct = seqpe_contrastive(pv, cd, labels)
+    expected = ref_contrastive(*(t.double().tolist() for t in big[:2]), labels.tolist())
+    assert math.isfinite(float(ct)) and float(ct) == pytest.approx(expected, rel=1e-5)
+    tl = seqpe_transfer(mn, idx, tr)
+    expected = ref_transfer(big[2].double().tolist(), idx.tolist(), big[3].double().tolist())
+    assert math.isfinite(float(tl)) and float(tl) == pytest.approx(expected, rel=1e-5)
+    (ct + tl).backward()
+    assert all(torch.isfinite(t.grad).all() for t in (pv, cd, mn, tr))
+    total = reglab.create("seqpe")(big[0], big[1], labels, big[2], idx, big[3])
+    assert math.isfinite(float(total))
+    with pytest.raises(reglab.RegularizerInputError, match="SeqPE.*non-finite"):
+        seqpe_contrastive(pivot * 1e200, cand * 1e200, labels)

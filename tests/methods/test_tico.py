@@ -18,7 +18,7 @@ def _unit_rows(z):
     return out
 
 
-def ref_tico_loop(za, zb, c_prev, beta=0.9, rho=20.0):
+def ref_tico_loop(za, zb, c_prev, beta=0.9, rho=8.0):
     """One TiCo step with plain loops: returns (loss, C_t) from the paper's formula."""
     a, b = _unit_rows(za), _unit_rows(zb)
     n, d = a.shape
@@ -36,7 +36,7 @@ def ref_tico_first_call(za, zb):
 REFERENCES = {"tico": ref_tico_first_call}
 
 
-def sheet_tico(c_prev, za, zb, beta=0.9, rho=20.0, center=False):
+def sheet_tico(c_prev, za, zb, beta=0.9, rho=8.0, center=False):
     """The sheet's reference, transcribed."""
     if center:
         za = za - za.mean(0)
@@ -59,18 +59,18 @@ def sheet_views():
 
 def test_sheet_test_vector(sheet_views):
     za, zb = sheet_views
-    reg = reglab.TiCo().double()
+    reg = reglab.TiCo(rho=20.0).double()  # the sheet's vector is at ρ = 20
     l1 = reg.penalty(za, zb)
     assert float(l1) == pytest.approx(0.923762, abs=1e-6)
     assert torch.diagonal(reg.cov).tolist() == pytest.approx([0.021456, 0.037944, 0.040600], abs=1e-6)
     l2 = reg.penalty(zb, za)  # second step, views swapped, C carried over
     assert float(l2) == pytest.approx(1.376523, abs=1e-6)
     # the pure function, carrying C by hand, gives the same
-    f1, c1 = tico(za, zb)
-    f2, _ = tico(zb, za, c1)
+    f1, c1 = tico(za, zb, rho=20.0)
+    f2, _ = tico(zb, za, c1, rho=20.0)
     assert (float(f1), float(f2)) == pytest.approx((float(l1), float(l2)), rel=1e-12)
     # not the old-lightly centred variant (a different loss)
-    centred, _ = sheet_tico(torch.zeros(3, 3, dtype=torch.float64), za, zb, center=True)
+    centred, _ = sheet_tico(torch.zeros(3, 3, dtype=torch.float64), za, zb, rho=20.0, center=True)
     assert float(centred) == pytest.approx(0.935399, abs=1e-6)
     assert abs(float(l1) - float(centred)) > 1e-3
 
@@ -107,6 +107,18 @@ def test_state_is_detached_and_gradient_flows_through_current_batch(sheet_views)
     torch.testing.assert_close(zb.grad, b2.grad, rtol=1e-12, atol=1e-14)
 
 
+def test_default_rho_is_8_beta_09(sheet_views):
+    """ρ = 8: lightly TiCoLoss (rho: float = 8.0, "Defaults to 8.0 [0]", [0] the paper; its ImageNet benchmark
+    uses TiCoLoss(beta=0.9, rho=8.0)) and sayannag's help string ("Recommended value in the paper = 8.0")."""
+    za, zb = sheet_views
+    assert reglab.TiCo().rho == 8.0 and reglab.TiCo().beta == 0.9
+    assert reglab.create("tico").get_config()["rho"] == 8.0
+    loss, _ = tico(za, zb)
+    expected, _ = sheet_tico(torch.zeros(3, 3, dtype=torch.float64), za, zb, rho=8.0)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-12)
+    assert float(reglab.TiCo().double()(za, zb)) == pytest.approx(float(expected), rel=1e-12)
+
+
 def test_eval_mode_and_components_do_not_touch_the_state(sheet_views):
     za, zb = sheet_views
     reg = reglab.TiCo().double()
@@ -118,7 +130,7 @@ def test_eval_mode_and_components_do_not_touch_the_state(sheet_views):
     reg.train()
     terms = reg.components(zb, za)
     assert torch.equal(reg.cov, before)
-    assert float(terms.invariance + 20.0 * terms.contrast) == pytest.approx(first, rel=1e-12)
+    assert float(terms.invariance + reg.rho * terms.contrast) == pytest.approx(first, rel=1e-12)
     assert float(reg.penalty(zb, za)) == pytest.approx(first, rel=1e-12)
     assert not torch.equal(reg.cov, before)
 

@@ -22,6 +22,15 @@ full-dimensional vectors.
 The reduced vectors are not centred (z_x = Bᵀx, z_q = Aᵀq), so ⟨z_q, z_x⟩
 approximates ⟨q, x⟩ directly (and, for ID, ‖z_q − z_x‖ approximates ‖q − x‖
 within the kept subspace); the database mean is kept only as a fitted statistic.
+This differs from SVS's ID (PCA) path, which centres: its ``LeanDataset::reduce``
+stores Pᵀ(x − μ), and ``preprocess_queries`` reduces L2 queries to Pᵀ(q − μ) and
+inner-product queries to Pᵀq (``include/svs/leanvec/leanvec.h``, ``transform_batch``
+and the two ``transform_queries`` overloads, as of the commit before d404d5f1
+removed the file). The rankings are the same: L2 distances are equal
+(‖Pᵀ(q − μ) − Pᵀ(x − μ)‖ = ‖Pᵀq − Pᵀx‖) and inner products differ from SVS's
+⟨Pᵀq, Pᵀ(x − μ)⟩ by ⟨Pᵀq, Pᵀμ⟩, one constant per query. The reduced vectors
+themselves are SVS's plus Pᵀμ: a cosine between them, or a quantizer that does not
+centre (LVQ does), sees the difference. OOD mode, as in SVS, does not centre.
 K_Q and K_X are used divided by the number of rows (second moments): f is then
 scaled by a constant, which changes neither the Frank–Wolfe directions (svd of
 a scaled gradient) nor the relative stopping rule, so the iterates are those of
@@ -87,7 +96,9 @@ class LeanVec(EmbeddingTransform):
     """LeanVec: reduce database vectors with Bᵀx and queries with Aᵀq (Tepper et al., 2023).
 
     ``mode="id"`` (LeanVec-ID): A = B = the top-k principal directions of the
-    database (PCA of the centred data; SVS's in-distribution path). ``mode="ood"``
+    database (PCA of the centred data; SVS's in-distribution path), applied to
+    uncentred vectors: z = Pᵀx where SVS stores Pᵀ(x − μ) (same L2 and
+    inner-product rankings; see the module docstring). ``mode="ood"``
     (LeanVec-OOD): ``fit(X, queries=Q)`` finds A (queries) and B (database)
     minimising ‖Q A Bᵀ Xᵀ − Q Xᵀ‖²_F by alternating Frank–Wolfe over the
     spectral-norm ball (SVS ``compute_leanvec_matrices``: ``max_steps=500``,

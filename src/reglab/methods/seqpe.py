@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from reglab.core import Baseline, Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
+from reglab.core import checks as _checks
 from reglab.ops import (
-    check_int, check_labels, check_tensor, has_data, hyperparameters, integer, no_autocast, non_negative, one_of,
-    positive, probability, unit_interval,
+    check_int, check_labels, check_tensor, checked_total, has_data, hyperparameters, integer, no_autocast,
+    non_negative, one_of, positive, probability, unit_interval,
 )
 
 __all__ = [
@@ -48,11 +49,18 @@ def _float(who: str, x: object, arg: str, ndim: int | tuple[int, ...]) -> torch.
     return check_tensor(who, x, arg=arg, ndim=ndim)  # type: ignore[return-value]
 
 
-def _promote(*zs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The PEs in one dtype of at least float32 (a bf16/fp16 encoder output is upcast)."""
+def _promote(*zs: torch.Tensor, scale: float, terms: int) -> tuple[torch.Tensor, ...]:
+    """The PEs in one dtype of at least float32 (a bf16/fp16 encoder output is upcast), float64 where
+    float32 would overflow: the dot products reach s·D·max|z|² and the loss sums ``terms`` values of
+    about twice that (1e20-scale PEs in float32 give 1e40 logits). On an accelerator the magnitude is
+    not read; the loss's finite check is queued instead (:func:`checked_total`)."""
     dtype = torch.float32
     for z in zs:
         dtype = torch.promote_types(dtype, z.dtype)
+    if dtype == torch.float32 and all(has_data(z) and z.numel() for z in zs) and not _checks.defers(zs[0]):
+        largest = max(float(z.detach().abs().max()) for z in zs)
+        if scale * zs[0].shape[-1] * largest * largest * 2 * terms > torch.finfo(torch.float32).max * 1e-3:
+            dtype = torch.float64
     return tuple(z.to(dtype) for z in zs)
 
 
@@ -101,7 +109,7 @@ def seqpe_contrastive(
         raise RegularizerInputError(f"{WHO} needs at least 2 candidates per pivot, got K={k}")
     labels = check_labels(WHO, labels, k, batch=b)
     _heads(WHO, "heads", d, heads)
-    pivot, cand = _promote(pivot, cand)
+    pivot, cand = _promote(pivot, cand, scale=scale, terms=b * k * heads)
     with no_autocast(pivot):
         if heads == 1:
             logits = (pivot.unsqueeze(1) @ cand.transpose(1, 2)).reshape(b, k)
@@ -111,7 +119,8 @@ def seqpe_contrastive(
             ch = cand.reshape(b, k, heads, d // heads).permute(0, 2, 1, 3)  # [B, H, K, D/H]
             logits = (ph @ ch.transpose(-1, -2)).reshape(b * heads, k)
             target = labels.unsqueeze(-1).repeat(1, heads).reshape(-1)
-        return F.cross_entropy(logits * scale, target.long(), label_smoothing=label_smoothing)
+        loss = F.cross_entropy(logits * scale, target.long(), label_smoothing=label_smoothing)
+    return checked_total(WHO, loss, [pivot_pe, candidate_pe], arg="position encoding")
 
 
 def seqpe_labels(pivot_positions: torch.Tensor, candidate_positions: torch.Tensor) -> torch.Tensor:
@@ -189,7 +198,7 @@ def seqpe_transfer(
             f"and main_pe {tuple(main.shape)}, got {tuple(trans.shape)}"
         )
     _heads(WHO, "heads", d, heads)
-    main, trans = _promote(main, trans)
+    main, trans = _promote(main, trans, scale=scale, terms=b * n * n * heads)
     with no_autocast(main):
         m = main[idx.long().reshape(-1)]
         if heads == 1:
@@ -206,11 +215,12 @@ def seqpe_transfer(
             return (target.exp() * (target - inp)).mean()
 
         if metric == "mse":
-            return beta * F.mse_loss(p_t, p_m.detach()) + (1 - beta) * F.mse_loss(p_t.detach(), p_m)
-        loss = beta * (kl(p_t, p_m.detach()) + kl(p_m.detach(), p_t))
-        if beta < 1:
-            loss = loss + (1 - beta) * (kl(p_t.detach(), p_m) + kl(p_m, p_t.detach()))
-        return loss
+            loss = beta * F.mse_loss(p_t, p_m.detach()) + (1 - beta) * F.mse_loss(p_t.detach(), p_m)
+        else:
+            loss = beta * (kl(p_t, p_m.detach()) + kl(p_m.detach(), p_t))
+            if beta < 1:
+                loss = loss + (1 - beta) * (kl(p_t.detach(), p_m) + kl(p_m, p_t.detach()))
+    return checked_total(WHO, loss, [main_pe, trans_pe], arg="position encoding")
 
 
 # ------------------------------------------------------------------ together
@@ -417,8 +427,11 @@ def seqpe_transfer_positions(
 
     1-D (``width=None``): the main range is [0, length); each of ``batch_size`` blocks
     starts at s ∈ [length, max_position − length) and ``num`` offsets are drawn without
-    replacement from [0, length). 2-D (``width`` = w, main grid length/w × w, positions in
-    [0, max_position)²): the start (r, c) has r ≥ h or c ≥ w (not the main block).
+    replacement from [0, length). 2-D (``width`` = w, main grid h × w with h = length/w,
+    positions in [0, max_position)²): the start (r, c) is uniform over r < max_position − h,
+    c < max_position − w with r ≥ h or c ≥ w (not the main block), the official
+    ``create_2d_pos_list(0, 0, n_max − h, n_max − w)`` (exclusive ends) filtered the same way, so
+    a block never reaches the last row or column.
     Returns (main_indices (B, n) long, shifted positions (B, n) or (B, n, 2) long): feed
     ``PE(shifted)`` as ``trans_pe`` and ``PE(main range)`` as ``main_pe``.
     Defaults B = n = 32 are the official ``--seqpe_transfer_batch_size``/``--seqpe_transfer_num``.
@@ -440,11 +453,22 @@ def seqpe_transfer_positions(
     if length % width:
         raise RegularizerInputError(f"{WHO} transfer sampler: length={length} is not a multiple of width={width}")
     h = length // width
-    if max_position < 2 * max(h, width):
-        raise RegularizerInputError(f"{WHO} transfer sampler needs max_position >= {2 * max(h, width)}, got {max_position}")
-    starts = [(r, c) for r in range(max_position - h + 1) for c in range(max_position - width + 1) if r >= h or c >= width]
-    chosen = torch.tensor([starts[int(i)] for i in torch.randint(len(starts), (batch_size,), generator=g)])
-    pos = torch.stack([chosen[:, :1] + idx // width, chosen[:, 1:] + idx % width], dim=-1)
+    rows, cols = max_position - h, max_position - width  # start cells: r < rows, c < cols (exclusive)
+    head = min(h, max(rows, 0)) * max(cols - width, 0)  # rows r < h: only columns c ≥ w
+    total = head + max(rows - h, 0) * max(cols, 0)  # rows r ≥ h: every column
+    if total == 0:
+        raise RegularizerInputError(
+            f"{WHO} transfer sampler needs a start cell outside the main {h}×{width} block: max_position > "
+            f"{max(h, width)} and > {2 * min(h, width)}, got {max_position}"
+        )
+    chosen = []
+    for i in torch.randint(total, (batch_size,), generator=g).tolist():  # the i-th valid cell in row-major order
+        if i < head:
+            chosen.append((i // (cols - width), width + i % (cols - width)))
+        else:
+            chosen.append((h + (i - head) // cols, (i - head) % cols))
+    start = torch.tensor(chosen, dtype=torch.long)
+    pos = torch.stack([start[:, :1] + idx // width, start[:, 1:] + idx % width], dim=-1)
     return idx, pos
 
 
