@@ -272,3 +272,10 @@ def test_ab_report_does_not_import_the_ab_module():
     from reglab.bench.ab import ABResult
 
     assert ABResult is rep.ABResult
+
+
+def test_cli_passes_the_timeout(tmp_path, capsys):
+    args = ["ab", "tests.bench._ab_train:train", "--arm", "ols=none", "--arm", "ridge=l2", "--metric", "test_mse",
+            "--min-effect", "1", "--seeds", "2", "--out", str(tmp_path), "--timeout", "0"]  # fmt: skip
+    assert main(args) == 2
+    assert "timeout must be a number of seconds > 0" in capsys.readouterr().err

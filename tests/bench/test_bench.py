@@ -536,3 +536,43 @@ def test_cli_quick_subprocess_real_claims(tmp_path):
     assert "report:" in proc.stdout and (out / "report.html").exists()
     md = (out / "report.md").read_text()
     assert "CE + temperature scaling" in md and "mnist1d" in md
+
+
+# ------------------------------------------------------------------ the --out lock
+
+HOLDER = """
+import sys
+from reglab.bench.runner import lock_folder
+with lock_folder(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold the lock until the test closes our stdin
+"""
+
+
+def _hold_lock(folder):
+    """Another process holding ``folder``'s lock (as a running bench does); waits until it holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert proc.stdout.readline().strip() == "locked"  # an event, not a delay
+    return proc
+
+
+def test_a_second_bench_on_the_same_out_refuses_naming_the_folder_and_the_holder(tmp_path, capsys, lab_claims):
+    out = tmp_path / "bench"
+    holder = _hold_lock(out)
+    try:
+        assert main(["bench", "--quick", "--only", "l2", "--out", str(out), "--jobs", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(out)!r} is in use by another reglab bench or ab (pid {holder.pid})" in err
+        assert not (out / "results.jsonl").exists()  # nothing ran
+        with pytest.raises(runner.FolderInUse, match=f"pid {holder.pid}"):
+            reglab.ab(lambda arm, seed: {"m": 1.0}, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, out=out)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    # the lock goes with its holder: now the folder is free, and one process may nest it
+    with runner.lock_folder(out), runner.lock_folder(out):
+        pass
+    with runner.lock_folder(out):
+        pass
