@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--quick", action="store_true",
         help="smoke version: tiny runs, 2 seeds, the first claim of each task on its first dataset "
-        "(every claim of the --only names) (< 90 s)",
+        "(every claim of the --only names) (about 60 s on 2 cores)",
     )
     b.add_argument("--only", metavar="NAME[,NAME]", help="only the claims of these registered names")
     b.add_argument(

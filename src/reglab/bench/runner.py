@@ -447,7 +447,8 @@ def run_all(
     record)`` drive the progress display.
 
     ``timeout`` (seconds, local backend): a run that has not returned by then
-    is reported as an error (``"timed_out": True``) and the others go on. Each
+    (counted from its start in a ready worker: the worker's start-up and imports
+    are not counted) is reported as an error (``"timed_out"``) and the others go on. Each
     run then goes to a spawned worker process, even with ``jobs=1`` (a call in
     this process could not be stopped); the worker leads its own process group,
     and a timeout kills that group: the worker and every process its run started.
@@ -522,10 +523,15 @@ def run_all(
     return failed
 
 
-def _timed_worker(conn: Any, modules: Sequence[str], parent: int, warm_up: bool) -> None:
+def _timed_worker(conn: Any, modules: Sequence[str], parent: int, warm_up: bool, preload: bytes) -> None:
     """A worker of :func:`_run_with_timeout`: its own process group, then one run per message."""
+    import pickle
+
     os.setpgid(0, 0)  # before anything runs: a timeout kills this group, the run's own children included
     _init_worker(modules, parent, group=True, warm_up=warm_up)
+    # unpickling a run and execute_fn imports their modules (the user's train, scipy, ...): do it
+    # before "ready", so that a run's time limit starts with the run, not with the imports
+    pickle.loads(preload)
     conn.send(("ready", None))
     while True:
         try:
@@ -545,10 +551,12 @@ def _timed_worker(conn: Any, modules: Sequence[str], parent: int, warm_up: bool)
 class _TimedWorker:
     """One spawned worker process and the run it holds (with its deadline)."""
 
-    def __init__(self, ctx: Any, modules: Sequence[str], warm_up: bool):
+    def __init__(self, ctx: Any, modules: Sequence[str], warm_up: bool, preload: bytes):
         self.conn, child = ctx.Pipe()
         # not a daemon: the user's run may start processes of its own (e.g. DataLoader workers)
-        self.proc = ctx.Process(target=_timed_worker, args=(child, list(modules), os.getpid(), warm_up), daemon=False)
+        self.proc = ctx.Process(
+            target=_timed_worker, args=(child, list(modules), os.getpid(), warm_up, preload), daemon=False
+        )
         self.proc.start()
         child.close()  # the parent keeps one end only: a dead worker reads as EOF
         self.ready = False
@@ -600,9 +608,12 @@ def _run_with_timeout(
     modules = _task_modules(todo)
     # the lab's warm-up (its experiments, a first optimizer step) evens out its runs' step times; not needed otherwise
     lab = any(isinstance(s, RunSpec) for s in todo)
+    import pickle
+
+    preload = pickle.dumps((execute_fn, todo[0]))
 
     def worker() -> _TimedWorker:
-        return _TimedWorker(ctx, modules, warm_up=lab)
+        return _TimedWorker(ctx, modules, warm_up=lab, preload=preload)
 
     queue = deque(todo)
     workers = [worker() for _ in range(min(jobs, len(todo)))]
