@@ -243,7 +243,8 @@ def ab(
     ``tune_seeds`` seeds reserved for tuning; every tuned arm gets the same
     budget (the report says if the grids differ); the verdict uses fresh
     seeds only. ``out``: a directory whose ``results.jsonl`` stores every
-    run (resume, never reuse a changed config). ``jobs`` (local backend):
+    run (resume, never reuse a changed config); it is locked while the A/B
+    runs (another A/B or bench there raises ``FolderInUse``, naming the pid). ``jobs`` (local backend):
     worker processes, default 1 (in this process: your train may use every
     core itself); ``train`` must then be importable (a module-level
     function). ``backend="ray"`` submits each run as a Ray task to the
