@@ -465,3 +465,14 @@ def test_docs_state_how_far_sts_numbers_agree_across_environments():
     text = (Path(__file__).resolve().parents[2] / "docs" / "sts.md").read_text()
     assert "Everything is deterministic" not in text
     assert "across machines" in text.lower() and "±0.02" in text
+
+
+def test_the_terminal_progress_bar_runs_through_its_stages(capsys):
+    from reglab.embeddings.cli import _Steps
+
+    bar = _Steps("reglab sts", tty=True)
+    for stage, total in (("encoding", 1000), ("arms", 6)):
+        for done in range(0, total + 1, max(1, total // 4)):
+            bar(stage, done, total)
+    bar.close()
+    assert bar._bar is None and "reglab sts: arms" not in capsys.readouterr().out  # on stderr, never stdout
