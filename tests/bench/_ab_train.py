@@ -61,3 +61,30 @@ def train_nan(arm, seed: int) -> dict:
     if arm is not None and seed == 1:
         out["test_mse"] = float("nan")
     return out
+
+
+def train_hangs(arm, seed: int) -> dict:
+    """Trivial metrics, except arm "hang" at seed 1: it starts a child process, writes both pids to
+    $AB_HANG_PIDS, and never returns (as a deadlocked training would)."""
+    if arm == "hang" and seed == 1:
+        import subprocess
+        import sys
+        import time
+
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(10**6)"])
+        path = os.environ["AB_HANG_PIDS"]
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{os.getpid()} {child.pid}\n")
+        os.replace(path + ".tmp", path)  # appears whole: the test waits for it
+        while True:
+            time.sleep(3600)
+    return {"m": 0.1 * seed + (1.0 if arm is not None else 0.0)}
+
+
+def train_returns(arm, seed: int) -> dict:
+    """The decisive metric as whatever $AB_METRIC_KIND says for the arm (a string, a bool, ...)."""
+    value = 0.1 * seed + (1.0 if arm is not None else 0.0)
+    if arm is not None:
+        kind = os.environ.get("AB_METRIC_KIND", "float")
+        value = {"str": f"{value}", "bool": True, "tensor": torch.tensor(value), "float": value}[kind]
+    return {"m": value, "note": "extras that are not numbers are fine"}

@@ -161,6 +161,7 @@ def test_cli_end_to_end_from_the_current_directory(tmp_path, monkeypatch, capsys
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "ridge" in printed and "reproduced" in printed and (out / "report.md").exists()
+    assert "12 run(s) to do, 0 already in results.jsonl" in printed and "[12/12] test " in printed  # progress
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == 12 and json.loads(lines[0])["task"] == "ab:my_experiment:train"
     assert main(args[:5] + ["ridge=l2x"] + args[6:]) == 2
@@ -188,6 +189,96 @@ def test_workers_running_a_train_defined_in_the_users_script(tmp_path):
         "    r = reglab.ab(train, {'base': None, 'l2': reglab.L2()}, metric='m', min_effect=0.1, seeds=6, jobs=2)\n"
         "    print(r.comparisons['l2'].n, r.comparisons['l2'].verdict)\n"
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    # timeout: a hang guard only, generous for a loaded machine (spawning two workers can take minutes there)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=1200, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["6", "reproduced"]
+
+
+# ------------------------------------------------------------------ timeouts, metric types, the folder lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_train_that_never_returns_times_out_and_leaves_no_process(tmp_path, monkeypatch):
+    """The timeout is what is tested (not a speed): the hanging run is killed with the child it
+    started, reported with its arm and seed, and every other run finishes."""
+    import multiprocessing as mp
+
+    pids = tmp_path / "hang.pids"
+    monkeypatch.setenv("AB_HANG_PIDS", str(pids))
+    res = ab(_ab_train.train_hangs, {"base": None, "hang": "hang"}, metric="m", min_effect=0.5, seeds=4,
+             out=tmp_path / "ab", timeout=10)  # fmt: skip
+    # the other runs return at once: 10 s is a wide margin even on a loaded machine
+    assert [e for e in res.errors if "timed out after 10 s" in e] == [res.errors[0]] and len(res.errors) == 1
+    assert res.errors[0].startswith("train(hang, seed=1) timed out")
+    assert res.values["base"] == {0: 0.0, 1: 0.1, 2: 0.2, 3: pytest.approx(0.3)}  # the other runs went on
+    assert sorted(res.values["hang"]) == [0, 2, 3] and res.comparisons["hang"].n == 3
+    worker, child = map(int, pids.read_text().split())
+    _wait_until(lambda: not _alive(worker) and not _alive(child), "the hanging run's processes to be gone")
+    assert mp.active_children() == []
+    lines = (tmp_path / "ab" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 7  # the timed-out run is not stored: a rerun tries it again
+
+
+def _wait_until(predicate, what: str, guard: float = 120.0) -> None:
+    """Wait for an event; ``guard`` only stops a hang (a generous bound, not a timing assertion)."""
+    import time
+
+    stop = time.monotonic() + guard
+    while not predicate():
+        assert time.monotonic() < stop, f"hang guard: waited {guard:g} s for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", ["str", "bool"])
+def test_a_string_or_bool_metric_is_refused_clearly(kind, monkeypatch):
+    monkeypatch.setenv("AB_METRIC_KIND", kind)
+    res = ab(_ab_train.train_returns, {"base": None, "arm": "x"}, metric="m", min_effect=0.5, seeds=3)
+    shown = "'1.0'" if kind == "str" else "True"
+    assert any(f"train(arm, seed=0) returned a non-numeric 'm': {shown} ({kind})" in e and "not a bool or a string" in e
+               for e in res.errors), res.errors  # fmt: skip
+    assert res.values["arm"] == {} and res.comparisons["arm"].n == 0
+
+
+def test_numbers_of_any_kind_are_metrics_and_extras_are_ignored(monkeypatch):
+    monkeypatch.setenv("AB_METRIC_KIND", "tensor")
+    res = ab(_ab_train.train_returns, {"base": None, "arm": "x"}, metric="m", min_effect=0.5, seeds=3)
+    assert res.errors == [] and res.values["arm"] == {0: 1.0, 1: pytest.approx(1.1), 2: pytest.approx(1.2)}
+
+
+def test_bad_timeouts_are_clear():
+    for bad in (0, -1, float("inf"), True, "5"):
+        with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+            ab(train, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, timeout=bad)
+    with pytest.raises(ValueError, match="local backend only"):
+        ab(train, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, timeout=5, backend="ray")
+
+
+def test_ab_report_does_not_import_the_ab_module():
+    """ab runs the A/B and imports the report; the report (with the result type) needs nothing back."""
+    import ast
+
+    import reglab.bench.ab_report as rep
+
+    tree = ast.parse(open(rep.__file__).read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}  # fmt: skip
+    assert "reglab.bench.ab" not in imported
+    from reglab.bench.ab import ABResult
+
+    assert ABResult is rep.ABResult
+
+
+def test_cli_passes_the_timeout(tmp_path, capsys):
+    args = ["ab", "tests.bench._ab_train:train", "--arm", "ols=none", "--arm", "ridge=l2", "--metric", "test_mse",
+            "--min-effect", "1", "--seeds", "2", "--out", str(tmp_path), "--timeout", "0"]  # fmt: skip
+    assert main(args) == 2
+    assert "timeout must be a number of seconds > 0" in capsys.readouterr().err

@@ -111,15 +111,20 @@ def test_store_newest_line_of_a_key_wins(tmp_path):
 
 
 # ------------------------------------------------------------ resume after kill
+# No test here depends on timing: the fake runs block (until killed) where a test needs a run in
+# flight, and the tests wait for events (a line in a file), with a generous hang guard only.
 
 FAKE_TASKS = '''
 import os, time
 from reglab.bench.tasks import TaskResult, TaskUnavailable, task
 
 @task("fake_sleep")
-def fake_sleep(arm, *, seed, quick=False, delay=0.25):
+def fake_sleep(arm, *, seed, quick=False, delay=0.0):
     with open(os.environ["FAKE_LOG"], "a") as f:
         f.write(f"{(arm or {}).get('name', 'base')}-{seed}-{os.getpid()}\\n")
+    if seed >= int(os.environ.get("FAKE_BLOCK_FROM_SEED", "1000000")):
+        while True:  # a run in flight until the test kills the bench
+            time.sleep(3600)
     time.sleep(delay)
     return TaskResult({"score": seed + (1.0 if arm else 0.0)}, {"curve": [0.1, 0.2]}, 0.01, delay, 0.01)
 '''
@@ -129,8 +134,7 @@ import sys
 import fake_lab_tasks  # registers the fake tasks
 from reglab.bench.runner import ResultStore, RunSpec, run_all
 if __name__ == "__main__":  # spawned workers re-import this file
-    delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.25
-    specs = [RunSpec("fake_sleep", {"delay": delay}, arm, seed) for seed in range(4) for arm in (None, {"name": "l2"})]
+    specs = [RunSpec("fake_sleep", {}, arm, seed) for seed in range(4) for arm in (None, {"name": "l2"})]
     run_all(specs, ResultStore(sys.argv[1]).load(), jobs=int(sys.argv[2]))
 '''
 
@@ -143,27 +147,48 @@ def _driver(tmp_path):
     return [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "results.jsonl")], env, log
 
 
+def _lines(path) -> list[str]:
+    return path.read_text().split("\n")[:-1] if path.exists() else []  # whole lines only
+
+
+def _wait_until(predicate, what: str, guard: float = 300.0) -> None:
+    """Wait for an event; ``guard`` only stops a hang (a generous bound, not a timing assertion)."""
+    stop = time.monotonic() + guard
+    while not predicate():
+        assert time.monotonic() < stop, f"hang guard: waited {guard:g} s for {what}"
+        time.sleep(0.05)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def test_runner_resumes_after_sigkill_without_repeating_or_losing_runs(tmp_path):
     cmd, env, log = _driver(tmp_path)
     results = tmp_path / "results.jsonl"
-    proc = subprocess.Popen(cmd + ["1"], env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline and (not results.exists() or results.read_text().count("\n") < 2):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    first = [json.loads(x)["key"] for x in results.read_text().splitlines()]
-    assert 2 <= len(first) < 8, "the kill must land mid-suite"
-    started_first = log.read_text().split()
+    # seed 0's two runs finish; the third run (seed 1) blocks, so the kill lands mid-suite
+    proc = subprocess.Popen(cmd + ["1"], env={**env, "FAKE_BLOCK_FROM_SEED": "1"})
+    try:
+        _wait_until(lambda: len(_lines(log)) == 3 or proc.poll() is not None, "the third run to start")
+        assert proc.poll() is None, "the bench exited before its blocking run"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            _kill(proc.pid)
+        proc.wait()
+    first = [json.loads(x)["key"] for x in _lines(results)]
+    assert len(first) == 2, "the two finished runs are stored, the one in flight is not"
+    started_first = _lines(log)
 
-    subprocess.run(cmd + ["2"], env=env, check=True, timeout=120)  # resume in 2 worker processes
-    keys = [json.loads(x)["key"] for x in results.read_text().splitlines()]
+    subprocess.run(cmd + ["2"], env=env, check=True, timeout=600)  # resume in 2 worker processes (hang guard)
+    keys = [json.loads(x)["key"] for x in _lines(results)]
     assert len(keys) == len(set(keys)) == 8  # every run exactly once
-    started_second = [s.rsplit("-", 1)[0] for s in log.read_text().split()[len(started_first):]]
-    first_recs = [json.loads(x) for x in results.read_text().splitlines()[: len(first)]]
-    done_first = {f"{(r['arm'] or {}).get('name', 'base')}-{r['seed']}" for r in first_recs}
-    assert not done_first & set(started_second), "a finished run was repeated"
-    assert len(started_second) == 8 - len(first)
+    started_second = [s.rsplit("-", 1)[0] for s in _lines(log)[len(started_first):]]
+    assert sorted(started_second) == sorted(f"{arm}-{seed}" for seed in (1, 2, 3) for arm in ("base", "l2"))
 
 
 def _alive(pid: int) -> bool:
@@ -177,18 +202,21 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_the_bench_leaves_no_worker_behind(tmp_path):
     cmd, env, log = _driver(tmp_path)
-    proc = subprocess.Popen(cmd + ["2", "30"], env=env)  # two workers, each run sleeps 30 s
-    deadline = time.time() + 60
-    while time.time() < deadline and (not log.exists() or len(log.read_text().split()) < 2):
-        time.sleep(0.05)
-    workers = {int(s.rsplit("-", 1)[1]) for s in log.read_text().split()}
-    assert len(workers) == 2 and all(_alive(p) for p in workers)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in workers), "workers outlived the killed bench"
+    proc = subprocess.Popen(cmd + ["2"], env={**env, "FAKE_BLOCK_FROM_SEED": "0"})  # two workers, every run blocks
+    workers: set[int] = set()
+    try:
+        _wait_until(lambda: len(_lines(log)) >= 2 or proc.poll() is not None, "both workers to start a run")
+        assert proc.poll() is None, "the bench exited before its blocking runs"
+        workers = {int(s.rsplit("-", 1)[1]) for s in _lines(log)}
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # each worker watches its parent and exits when it is gone
+        _wait_until(lambda: not any(_alive(p) for p in workers), "the workers of the killed bench to exit")
+    finally:
+        for pid in [proc.pid] * (proc.poll() is None) + [p for p in workers if _alive(p)]:
+            _kill(pid)
+        proc.wait()
 
 
 def test_unavailable_task_is_skipped_not_stored(tmp_path):
@@ -502,9 +530,49 @@ def test_cli_quick_subprocess_real_claims(tmp_path):
     out = tmp_path / "b"
     proc = subprocess.run(
         [sys.executable, "-m", "reglab.cli", "bench", "--quick", "--only", "pskd", "--out", str(out), "--jobs", "2"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=1200,  # a hang guard only, generous for a loaded machine
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "report:" in proc.stdout and (out / "report.html").exists()
     md = (out / "report.md").read_text()
     assert "CE + temperature scaling" in md and "mnist1d" in md
+
+
+# ------------------------------------------------------------------ the --out lock
+
+HOLDER = """
+import sys
+from reglab.bench.runner import lock_folder
+with lock_folder(sys.argv[1]):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold the lock until the test closes our stdin
+"""
+
+
+def _hold_lock(folder):
+    """Another process holding ``folder``'s lock (as a running bench does); waits until it holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert proc.stdout.readline().strip() == "locked"  # an event, not a delay
+    return proc
+
+
+def test_a_second_bench_on_the_same_out_refuses_naming_the_folder_and_the_holder(tmp_path, capsys, lab_claims):
+    out = tmp_path / "bench"
+    holder = _hold_lock(out)
+    try:
+        assert main(["bench", "--quick", "--only", "l2", "--out", str(out), "--jobs", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(out)!r} is in use by another reglab bench or ab (pid {holder.pid})" in err
+        assert not (out / "results.jsonl").exists()  # nothing ran
+        with pytest.raises(runner.FolderInUse, match=f"pid {holder.pid}"):
+            reglab.ab(lambda arm, seed: {"m": 1.0}, {"a": None, "b": reglab.L2()}, metric="m", min_effect=1, out=out)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    # the lock goes with its holder: now the folder is free, and one process may nest it
+    with runner.lock_folder(out), runner.lock_folder(out):
+        pass
+    with runner.lock_folder(out):
+        pass

@@ -159,3 +159,42 @@ def test_index_for_config_builds_the_arms_of_the_lab_task():
     assert index_for_config({"name": "leanvec", "mode": "ood"}, 384).label == "LeanVec-OOD d/2 + LVQ-8"
     with pytest.raises(ValueError, match="no retrieval index for 'whitening'"):
         index_for_config({"name": "whitening"}, 384)
+
+
+def test_huge_vectors_are_normalized_without_overflow():
+    X, Q, _ = data(n=300)
+    small = R.evaluate_retrieval(X, Q, ks=(1, 10))
+    huge = R.evaluate_retrieval(X * 1e30, Q * 1e30, ks=(1, 10))  # float32 squares of 1e30 overflow
+    assert not huge.failed and [r.recall for r in huge.rows] == [r.recall for r in small.rows]
+
+
+class _Overflows(R._Method):
+    label, group = "overflows", "test"
+
+    def fit(self, db, fit_queries):
+        np.float32(3e38) * np.float32(10)  # a numpy overflow inside the index
+
+
+def test_a_failing_index_is_reported_with_its_cause_and_the_rest_stands(tmp_path, capsys, monkeypatch):
+    X, Q, _ = data(n=300)
+    rep = R.evaluate_retrieval(np.zeros_like(X), Q, ks=(1, 10))  # all-zero database: whitening d/2 cannot fit
+    r = rows(rep)
+    assert r["whitening d/2 + LVQ-8"].failed and "non-negligible eigenvalues" in r["whitening d/2 + LVQ-8"].note
+    assert r["LVQ-8"].recall and not r["LVQ-8"].failed and rep.failed == [r["whitening d/2 + LVQ-8"]]
+    over = R.evaluate_retrieval(X, Q, ks=(1,), methods=[R._Raw(), _Overflows(), R._LVQ(8)])
+    assert over.rows[1].note.startswith("FAILED: numeric overflow (overflow encountered") and over.rows[2].recall
+    assert "| overflows | FAILED: numeric overflow" in R.format_table(over)
+    np.save(tmp_path / "x.npy", np.zeros_like(X))
+    np.save(tmp_path / "q.npy", Q)
+    out = tmp_path / "out"
+    rc = main(["retrieval", "--vectors", str(tmp_path / "x.npy"), "--queries", str(tmp_path / "q.npy"), "--k", "1",
+               "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 1 and "| whitening d/2 + LVQ-8 | FAILED: RegularizerInputError" in (out / "retrieval.md").read_text()
+    assert "| LVQ-8 |" in captured.out and "(the other rows stand)" in captured.err
+
+
+def test_sts_files_that_are_not_utf8_are_a_clear_cli_error(tmp_path, capsys):
+    (tmp_path / "bad.tsv").write_bytes(b"4.5\tcaf\xe9\tcafe\n")
+    assert main(["retrieval", str(tmp_path), "--out", ""]) == 2
+    assert "bad.tsv: line 1 is not UTF-8" in capsys.readouterr().err

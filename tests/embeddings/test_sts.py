@@ -323,12 +323,18 @@ def test_constant_gold_scores_are_an_error_not_nan(tmp_path):
 
 
 def test_one_failing_arm_does_not_abort_the_others(sts_dir, capsys):
+    from reglab.embeddings.whitening import Whitening
 
-    report = evaluate_sts(
-        FakeEncoder(), [sts_dir], {"raw": None, "k-too-large": {"name": "whitening", "k": 10_000}}
-    )
-    assert "raw" in report.scores and "k-too-large" in report.failed and "k-too-large" not in report.scores
-    assert "FAILED" in sts_mod.format_report(report)
+    broken = Whitening()
+
+    def fails(x):
+        raise FloatingPointError("overflow in the fit")
+
+    broken.fit_transform = fails
+    report = evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None, "broken": broken})
+    assert "raw" in report.scores and "broken" in report.failed and "broken" not in report.scores
+    assert report.failed["broken"] == "FloatingPointError: overflow in the fit"
+    assert "(arm 'broken' FAILED: FloatingPointError: overflow in the fit)" in sts_mod.format_report(report)
 
 
 def test_any_object_with_encode_is_an_encoder(sts_dir):
@@ -374,3 +380,99 @@ def test_hf_loader_on_a_dataset_saved_locally(tmp_path, fake_encoders, capsys):
     datasets.Dataset.from_dict({"a": [1]}).save_to_disk(str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="no STS columns"):
         sts_mod.load_hf_sts(str(tmp_path / "bad"), tmp_path / "out")
+
+
+# ------------------------------------------------------------- bad files, bad encoders, small pools
+
+
+def test_a_non_utf8_file_names_its_path_and_line(tmp_path, capsys):
+    bad = tmp_path / "latin1.tsv"
+    bad.write_bytes("4.0\ta cat sat\tthe cat sat\n2.0\tcaf\xe9 au lait\tred sun\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.tsv: line 2 is not UTF-8 \(byte b'\\xe9' at column 8"):
+        read_sts_file(bad)
+    assert main(["sts", str(bad), "--arms", "raw", "--no-cache"]) == 2
+    assert f"{bad}: line 2 is not UTF-8" in capsys.readouterr().err
+
+
+class _Broken(FakeEncoder):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def encode(self, texts):
+        out = super().encode(texts)
+        if self.how == "rows":
+            return out[:-1]
+        out[3, 0] = np.nan
+        return out
+
+
+def test_an_encoder_with_the_wrong_rows_or_a_nan_is_a_clear_error(sts_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"encoder fake/bag-of-words: encode\(\) of \d+ sentences returned an array "
+                                         r"of shape \(\d+, 16\); expected \(\d+, d\): one row per sentence"):  # fmt: skip
+        evaluate_sts(_Broken("rows"), [sts_dir], {"raw": None})
+    with pytest.raises(ValueError, match=r"returned NaN or inf for 1 of \d+ sentences \(row 3: '"):
+        evaluate_sts(_Broken("nan"), [sts_dir], {"raw": None})
+    cached = CachedEncoder(_Broken("rows"), tmp_path / "cache")
+    with pytest.raises(ValueError, match="one row per sentence"):  # never zipped onto the wrong sentences
+        cached.encode(["a cat", "the dog"])
+    nan_cached = CachedEncoder(_Broken("nan"), tmp_path / "cache2")
+    nan_cached.encode(["w x", "x y", "y z", "z w"])
+    assert len(list((tmp_path / "cache2").rglob("*.npy"))) == 3  # the NaN vector is never cached
+
+
+def test_an_arm_that_cannot_fit_a_small_pool_is_skipped_and_the_command_succeeds(sts_dir, fake_encoders, capsys):
+    report = evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None, "k14": {"name": "whitening", "k": 14},
+                                                     "k128": {"name": "whitening", "k": 128}}, limit_per_file=3)  # fmt: skip
+    assert report.n_pool <= 12 and set(report.scores) == {"raw"} and not report.failed
+    assert f"needs more than 14 sentences; the pool has {report.n_pool}" in report.skipped["k14"]
+    assert report.skipped["k128"] == "keeps 128 dimensions, the encoder gives 16"
+    assert main(["sts", str(sts_dir), "--limit", "5", "--no-cache"]) == 0  # the default arms, whiten-k128 among them
+    out = capsys.readouterr()
+    assert "(arm 'whiten-k128' skipped: keeps 128 dimensions" in out.out and "FAILED" not in out.out
+
+
+def test_no_cache_says_nothing_about_cached_encodings(sts_dir, fake_encoders, capsys, tmp_path):
+    assert main(["sts", str(sts_dir), "--arms", "raw", "--no-cache"]) == 0
+    assert "cached encodings" not in capsys.readouterr().err
+    assert main(["sts", str(sts_dir), "--arms", "raw", "--cache", str(tmp_path / "c")]) == 0
+    assert "(cached encodings are reused)" in capsys.readouterr().err
+
+
+def test_report_repr_names_files_short(sts_dir):
+    report = evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None})
+    text = repr(report)
+    assert str(sts_dir) not in text and "'2020/a.test.tsv'" in text and "mean_spearman={'raw': " in text
+
+
+def test_progress_counts_encoding_and_arms_and_prints_quietly_off_a_terminal(sts_dir, fake_encoders, capsys, monkeypatch):
+    seen = []
+    evaluate_sts(FakeEncoder(), [sts_dir], {"raw": None, "center": {"name": "center"}},
+                 steps=lambda stage, done, total: seen.append((stage, done, total)))  # fmt: skip
+    n = seen[0][2]
+    assert seen[0] == ("encoding", n, n) and seen[1:] == [("arms", 0, 2), ("arms", 1, 2), ("arms", 2, 2)]
+    monkeypatch.setattr(sts_mod, "ENCODE_CHUNK", 7)
+    assert main(["sts", str(sts_dir), "--arms", "raw", "--no-cache"]) == 0
+    import re
+
+    lines = [x for x in capsys.readouterr().err.splitlines() if re.fullmatch(r"reglab sts: encoding \d+/\d+", x)]
+    assert 3 <= len(lines) <= 11 and lines[-1] == f"reglab sts: encoding {n}/{n}"  # a line per tenth, not per call
+
+
+def test_docs_state_how_far_sts_numbers_agree_across_environments():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sts.md").read_text()
+    assert "Everything is deterministic" not in text
+    assert "across machines" in text.lower() and "±0.02" in text
+
+
+def test_the_terminal_progress_bar_runs_through_its_stages(capsys):
+    from reglab.embeddings.cli import _Steps
+
+    bar = _Steps("reglab sts", tty=True)
+    for stage, total in (("encoding", 1000), ("arms", 6)):
+        for done in range(0, total + 1, max(1, total // 4)):
+            bar(stage, done, total)
+    bar.close()
+    assert bar._bar is None and "reglab sts: arms" not in capsys.readouterr().out  # on stderr, never stdout

@@ -32,15 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reglab.bench.runner import (
-    RESULTS_FILE, KeyedRun, ResultStore, _error_text, _jsonable, key_versions, run_all, versions,
+    RESULTS_FILE, KeyedRun, ResultStore, _error_text, _jsonable, key_versions, lock_folder, run_all, versions,
 )  # fmt: skip
-from reglab.bench.verdict import (
-    NON_INFERIORITY,
-    SUPERIORITY,
-    PairedResult,
-    holm_adjust,
-    paired_comparison,
-)
+from reglab.bench.ab_report import ABResult
+from reglab.bench.verdict import NON_INFERIORITY, SUPERIORITY, holm_adjust, paired_comparison
 
 __all__ = ["ab", "ABResult", "ABRun", "arm_identity", "AUTO_SEEDS_START", "AUTO_SEEDS_STEP", "AUTO_SEEDS_CAP"]
 
@@ -117,78 +112,50 @@ def execute_ab(run: ABRun) -> dict[str, Any]:
     if not isinstance(out, Mapping):
         return {**base, "status": "error", "error": f"train({run.arm_name}, seed={run.seed}) must return a dict of "
                 f"metrics, got {type(out).__name__}"}  # fmt: skip
-    metrics = {}
+    metrics, not_numbers = {}, {}
     for k, v in out.items():
-        try:
-            metrics[str(k)] = float(v)
-        except (TypeError, ValueError):
-            continue  # non-numeric extras are not metrics
+        value = _metric_value(v)
+        if isinstance(value, float):
+            metrics[str(k)] = value
+        else:  # kept out of the metrics; named if the decisive metric is one of them
+            not_numbers[str(k)] = value
     return {
-        **base, "status": "ok", "metrics": _jsonable(metrics), "seconds": time.perf_counter() - t0,
+        **base, "status": "ok", "metrics": _jsonable(metrics), "not_numbers": not_numbers,
+        "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0, "environment": versions(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }  # fmt: skip
 
 
+def _metric_value(v: Any) -> float | str:
+    """``v`` as a float if it is a real number (a Python, numpy or one-element torch number), else a
+    description of what it is. A bool or a string is not a number here: ``float(True)`` and
+    ``float("0.9")`` would pass a flag or a formatted text off as a measurement."""
+    import numbers
+
+    if hasattr(v, "numel") and hasattr(v, "item") and v.numel() == 1:  # a one-element tensor or array
+        v = v.item()
+    if isinstance(v, (bool, str, bytes)) or type(v).__name__ in ("bool", "bool_"):  # numpy's bool is no bool subclass
+        return f"{v!r} ({type(v).__name__})"
+    if isinstance(v, numbers.Real):
+        return float(v)
+    text = repr(v)
+    return f"{text[:40] + '…' if len(text) > 40 else text} ({type(v).__name__})"
+
+
 def _check_metric(rec: dict[str, Any], metric: str) -> str | None:
     """Why a stored run cannot be used for ``metric`` (None if it can)."""
     m = rec.get("metrics") or {}
+    wrong = (rec.get("not_numbers") or {}).get(metric)
+    if wrong is not None:
+        return (f"train({rec.get('arm_name')}, seed={rec.get('seed')}) returned a non-numeric {metric!r}: {wrong}; "
+                "return a number (an int or a float, not a bool or a string)")  # fmt: skip
     if metric not in m:
         return f"train({rec.get('arm_name')}, seed={rec.get('seed')}) returned no metric {metric!r} (it returned {sorted(m)})"
     v = math.nan if m[metric] is None else m[metric]  # NaN is stored as null
     if not isinstance(v, (int, float)) or not math.isfinite(v):
         return f"train({rec.get('arm_name')}, seed={rec.get('seed')}) returned a non-finite {metric!r}: {v!r}"
     return None
-
-
-@dataclass
-class ABResult:
-    """Verdicts of every arm against the baseline, and what they rest on."""
-
-    metric: str
-    higher_is_better: bool
-    min_effect: float
-    kind: str
-    baseline: str
-    seeds: list[int]
-    values: dict[str, dict[int, float]]  # arm -> seed -> metric
-    comparisons: dict[str, PairedResult]  # arm (not the baseline) -> verdict
-    arms: dict[str, Any]  # the arms as finally run (tuned ones with their chosen settings)
-    errors: list[str] = field(default_factory=list)
-    seeds_rule: str = ""  # how the number of seeds was decided
-    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm -> {"chosen", "scores", "budget"}
-    backend: str = "local"
-
-    def table(self) -> list[list[str]]:
-        def f(x: float, d: int = 4) -> str:
-            return "–" if x is None or not math.isfinite(x) else f"{x:.{d}g}"
-
-        rows = []
-        for name, r in self.comparisons.items():
-            rows.append([
-                name, f(r.baseline_mean), f(r.arm_mean), f"{f(r.effect, 3)} [{f(r.ci_low, 3)}, {f(r.ci_high, 3)}]",
-                f(r.p_value, 2), f(r.p_adjusted, 2), f"{r.wins}/{r.n}", f(r.prob_better, 2),
-                r.verdict + (f" (≈{r.seeds_needed} seeds would settle it)" if r.seeds_needed else "")
-                + (f" ({r.note})" if r.note else ""),
-            ])  # fmt: skip
-        return rows
-
-    COLUMNS = ("arm", "baseline mean", "arm mean", "effect [95% BCa CI]", "p", "p (Holm)", "wins", "P(improvement)", "verdict")
-
-    def __str__(self) -> str:
-        head = (
-            f"A/B on {self.metric} ({'higher' if self.higher_is_better else 'lower'} is better), "
-            f"{self.kind}, δ = {self.min_effect:g}, baseline {self.baseline!r}, {len(self.seeds)} seeds"
-        )
-        lines = [head] + ["  " + " | ".join(r) for r in self.table()]
-        lines += [f"  error: {e}" for e in self.errors[:10]]
-        return "\n".join(lines)
-
-    def report(self, out_dir: str | os.PathLike[str]) -> tuple[str, str]:
-        """Write ``report.md``, ``report.html`` and plots into ``out_dir``; return the two paths."""
-        from reglab.bench.ab_report import write_ab_report
-
-        return write_ab_report(self, os.fspath(out_dir))
 
 
 def _resolve_baseline(arms: Mapping[str, Any], baseline: str | None) -> str:
@@ -255,6 +222,9 @@ def ab(
     max_seeds: int = AUTO_SEEDS_CAP,
     rerun: bool = False,
     progress: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_done: Callable[[ABRun, dict[str, Any]], None] | None = None,
 ) -> ABResult:
     """Does each arm beat the baseline on ``metric`` by at least ``min_effect``?
 
@@ -273,11 +243,20 @@ def ab(
     ``tune_seeds`` seeds reserved for tuning; every tuned arm gets the same
     budget (the report says if the grids differ); the verdict uses fresh
     seeds only. ``out``: a directory whose ``results.jsonl`` stores every
-    run (resume, never reuse a changed config). ``jobs`` (local backend):
+    run (resume, never reuse a changed config); it is locked while the A/B
+    runs (another A/B or bench there raises ``FolderInUse``, naming the pid). ``jobs`` (local backend):
     worker processes, default 1 (in this process: your train may use every
     core itself); ``train`` must then be importable (a module-level
     function). ``backend="ray"`` submits each run as a Ray task to the
     cluster at ``address`` (default: a local Ray instance).
+
+    ``timeout`` (seconds, local backend): a run that has not returned by
+    then is killed, with every process it started, and reported like a
+    failed run; the other runs go on. With a timeout every run goes to a
+    worker process (even with ``jobs=1``), so ``train`` must be importable.
+    ``progress(message)`` gets a line per stage; ``on_start(todo,
+    already_stored)`` and ``on_done(run, record)`` are called around the runs
+    of each stage (the CLI's progress bar).
     """
     if not callable(train):
         raise TypeError(f"reglab.ab: train must be callable train(arm, seed) -> dict, got {type(train).__name__}")
@@ -299,6 +278,12 @@ def ab(
             from reglab.bench.runner import RAY_MISSING
 
             raise ImportError(RAY_MISSING) from err
+    if timeout is not None and not (
+        isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout < math.inf
+    ):
+        raise ValueError(f"reglab.ab: timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+    if timeout is not None and backend != "local":
+        raise ValueError("reglab.ab: timeout works with the local backend only; on Ray, use the cluster's own limits")
     jobs = 1 if jobs is None else int(jobs)
     if jobs < 1:
         raise ValueError(f"reglab.ab: jobs must be >= 1, got {jobs}")
@@ -308,81 +293,87 @@ def ab(
     if unknown:
         raise ValueError(f"reglab.ab: tune names arms that do not exist: {unknown} (arms: {list(arms)})")
 
-    store = _open_store(out)
-    say = progress or (lambda _msg: None)
-    errors: list[str] = []
-
-    def run(runs: list[ABRun]) -> None:
-        failed = run_all(runs, store, jobs=jobs, rerun=rerun, backend=backend, address=address, execute_fn=execute_ab)
-        for rec in failed:
-            errors.append(rec.get("error", "unknown error"))
-
-    # 1. tuning: every candidate of every tuned arm on the tuning seeds
-    final_arms = dict(arms)
-    tuning: dict[str, dict[str, Any]] = {}
-    if tune:
-        val_metric = tune_metric or "val_" + metric.removeprefix("test_")
-        tseeds = [TUNE_SEED_BASE + seed_offset + i for i in range(tune_seeds)]
-        plans = {name: _grid(space) for name, space in tune.items()}
-        runs = [
-            ABRun(train, name, _with_override(name, arms[name], cand), s, "tune", cand)
-            for name, cands in plans.items() for cand in cands for s in tseeds
-        ]  # fmt: skip
-        say(f"tuning: {len(runs)} run(s) on {val_metric}")
-        run(runs)
-        sign = 1.0 if higher_is_better else -1.0
-        budgets = {name: len(c) * len(tseeds) for name, c in plans.items()}
-        for name, cands in plans.items():
-            scores = []
-            for cand in cands:
-                vals = []
-                for s in tseeds:
-                    rec = store.records.get(ABRun(train, name, _with_override(name, arms[name], cand), s, "tune", cand).key)
-                    if rec is not None and _check_metric(rec, val_metric) is None:
-                        vals.append(float(rec["metrics"][val_metric]))
-                    elif rec is not None:
-                        errors.append(_check_metric(rec, val_metric) or "")
-                scores.append(sum(vals) / len(vals) if len(vals) == len(tseeds) else math.nan)
-            finite = [(sign * sc, i) for i, sc in enumerate(scores) if math.isfinite(sc)]
-            if not finite:
-                raise RuntimeError(f"reglab.ab: no tuning run of arm {name!r} returned a finite {val_metric!r}: {errors[-3:]}")
-            best = max(finite)[1]
-            final_arms[name] = _with_override(name, arms[name], cands[best])
-            tuning[name] = {"chosen": cands[best], "scores": list(zip(cands, scores)), "budget": budgets[name],
-                            "metric": val_metric, "seeds": tseeds}  # fmt: skip
-        if len(set(budgets.values())) > 1:
-            warnings.warn(f"reglab.ab: unequal tuning budgets {budgets}: the comparison favours the larger grid",
-                          RuntimeWarning, stacklevel=2)  # fmt: skip
-
-    # 2. the verdict runs, on fresh seeds
-    n = AUTO_SEEDS_START if auto else int(seeds)
-    while True:
-        seed_list = list(range(seed_offset, seed_offset + n))
-        runs = [ABRun(train, name, final_arms[name], s) for s in seed_list for name in final_arms]
-        say(f"{len(runs)} run(s) over {n} seeds")
-        run(runs)
-        result = _evaluate(train, final_arms, base_name, seed_list, store, metric, higher_is_better, min_effect, kind, errors)
-        if not auto:
-            result.seeds_rule = f"{n} seeds, fixed in advance"
-            break
-        widths = [r.ci_high - r.ci_low for r in result.comparisons.values()]
-        if widths and all(math.isfinite(w) and w < min_effect for w in widths):
-            result.seeds_rule = f"seeds='auto': stopped at {n} seeds, when every interval was narrower than δ = {min_effect:g}"
-            break
-        if n >= max_seeds:
-            result.seeds_rule = f"seeds='auto': stopped at the cap of {max_seeds} seeds; some interval is still wider than δ"
-            break
-        n = min(n + AUTO_SEEDS_STEP, max_seeds)
-    result.tuning, result.backend = tuning, backend
-    return result
-
-
-def _open_store(out: str | os.PathLike[str] | None) -> ResultStore:
     if out is None:
         import tempfile
 
         out = tempfile.mkdtemp(prefix="reglab-ab-")
-    os.makedirs(out, exist_ok=True)
+    out_dir = os.fspath(out)
+    os.makedirs(out_dir, exist_ok=True)
+    with lock_folder(out_dir):  # a second A/B or bench on this folder refuses instead of racing
+        store = _open_store(out_dir)
+        say = progress or (lambda _msg: None)
+        errors: list[str] = []
+
+        def run(runs: list[ABRun]) -> None:
+            failed = run_all(runs, store, jobs=jobs, rerun=rerun, backend=backend, address=address, execute_fn=execute_ab,
+                             timeout=timeout, on_start=on_start, on_done=on_done)  # fmt: skip
+            for rec in failed:
+                error = rec.get("error", "unknown error")
+                if not error.startswith("train("):  # from the runner (a timeout, a dead worker): name the run
+                    error = f"train({rec.get('arm_name')}, seed={rec.get('seed')}) {error}"
+                errors.append(error)
+
+        # 1. tuning: every candidate of every tuned arm on the tuning seeds
+        final_arms = dict(arms)
+        tuning: dict[str, dict[str, Any]] = {}
+        if tune:
+            val_metric = tune_metric or "val_" + metric.removeprefix("test_")
+            tseeds = [TUNE_SEED_BASE + seed_offset + i for i in range(tune_seeds)]
+            plans = {name: _grid(space) for name, space in tune.items()}
+            runs = [
+                ABRun(train, name, _with_override(name, arms[name], cand), s, "tune", cand)
+                for name, cands in plans.items() for cand in cands for s in tseeds
+            ]  # fmt: skip
+            say(f"tuning: {len(runs)} run(s) on {val_metric}")
+            run(runs)
+            sign = 1.0 if higher_is_better else -1.0
+            budgets = {name: len(c) * len(tseeds) for name, c in plans.items()}
+            for name, cands in plans.items():
+                scores = []
+                for cand in cands:
+                    vals = []
+                    for s in tseeds:
+                        rec = store.records.get(ABRun(train, name, _with_override(name, arms[name], cand), s, "tune", cand).key)
+                        if rec is not None and _check_metric(rec, val_metric) is None:
+                            vals.append(float(rec["metrics"][val_metric]))
+                        elif rec is not None:
+                            errors.append(_check_metric(rec, val_metric) or "")
+                    scores.append(sum(vals) / len(vals) if len(vals) == len(tseeds) else math.nan)
+                finite = [(sign * sc, i) for i, sc in enumerate(scores) if math.isfinite(sc)]
+                if not finite:
+                    raise RuntimeError(f"reglab.ab: no tuning run of arm {name!r} returned a finite {val_metric!r}: {errors[-3:]}")
+                best = max(finite)[1]
+                final_arms[name] = _with_override(name, arms[name], cands[best])
+                tuning[name] = {"chosen": cands[best], "scores": list(zip(cands, scores)), "budget": budgets[name],
+                                "metric": val_metric, "seeds": tseeds}  # fmt: skip
+            if len(set(budgets.values())) > 1:
+                warnings.warn(f"reglab.ab: unequal tuning budgets {budgets}: the comparison favours the larger grid",
+                              RuntimeWarning, stacklevel=2)  # fmt: skip
+
+        # 2. the verdict runs, on fresh seeds
+        n = AUTO_SEEDS_START if auto else int(seeds)
+        while True:
+            seed_list = list(range(seed_offset, seed_offset + n))
+            runs = [ABRun(train, name, final_arms[name], s) for s in seed_list for name in final_arms]
+            say(f"{len(runs)} run(s) over {n} seeds")
+            run(runs)
+            result = _evaluate(train, final_arms, base_name, seed_list, store, metric, higher_is_better, min_effect, kind, errors)
+            if not auto:
+                result.seeds_rule = f"{n} seeds, fixed in advance"
+                break
+            widths = [r.ci_high - r.ci_low for r in result.comparisons.values()]
+            if widths and all(math.isfinite(w) and w < min_effect for w in widths):
+                result.seeds_rule = f"seeds='auto': stopped at {n} seeds, when every interval was narrower than δ = {min_effect:g}"
+                break
+            if n >= max_seeds:
+                result.seeds_rule = f"seeds='auto': stopped at the cap of {max_seeds} seeds; some interval is still wider than δ"
+                break
+            n = min(n + AUTO_SEEDS_STEP, max_seeds)
+        result.tuning, result.backend = tuning, backend
+        return result
+
+
+def _open_store(out: str) -> ResultStore:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store = ResultStore(os.path.join(out, RESULTS_FILE)).load()

@@ -1,4 +1,8 @@
-"""``report.md`` / ``report.html`` / plots of a ``reglab.ab`` result."""
+"""The result of ``reglab.ab`` (:class:`ABResult`) and its ``report.md`` / ``report.html`` / plots.
+
+The result type lives here, with its rendering, so that this module needs
+nothing from ``reglab.bench.ab`` (which runs the A/B and imports it).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,63 @@ import html
 import math
 import os
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 from reglab.bench.report import write_lines
 from reglab.bench.runner import versions
-from reglab.bench.verdict import ALPHA, RULE, TEST_NAME
+from reglab.bench.verdict import ALPHA, RULE, TEST_NAME, PairedResult
 
-if TYPE_CHECKING:
-    from reglab.bench.ab import ABResult
+__all__ = ["ABResult", "write_ab_report"]
+
+
+@dataclass
+class ABResult:
+    """Verdicts of every arm against the baseline, and what they rest on."""
+
+    metric: str
+    higher_is_better: bool
+    min_effect: float
+    kind: str
+    baseline: str
+    seeds: list[int]
+    values: dict[str, dict[int, float]]  # arm -> seed -> metric
+    comparisons: dict[str, PairedResult]  # arm (not the baseline) -> verdict
+    arms: dict[str, Any]  # the arms as finally run (tuned ones with their chosen settings)
+    errors: list[str] = field(default_factory=list)
+    seeds_rule: str = ""  # how the number of seeds was decided
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm -> {"chosen", "scores", "budget"}
+    backend: str = "local"
+
+    def table(self) -> list[list[str]]:
+        def f(x: float, d: int = 4) -> str:
+            return "–" if x is None or not math.isfinite(x) else f"{x:.{d}g}"
+
+        rows = []
+        for name, r in self.comparisons.items():
+            rows.append([
+                name, f(r.baseline_mean), f(r.arm_mean), f"{f(r.effect, 3)} [{f(r.ci_low, 3)}, {f(r.ci_high, 3)}]",
+                f(r.p_value, 2), f(r.p_adjusted, 2), f"{r.wins}/{r.n}", f(r.prob_better, 2),
+                r.verdict + (f" (≈{r.seeds_needed} seeds would settle it)" if r.seeds_needed else "")
+                + (f" ({r.note})" if r.note else ""),
+            ])  # fmt: skip
+        return rows
+
+    COLUMNS = ("arm", "baseline mean", "arm mean", "effect [95% BCa CI]", "p", "p (Holm)", "wins", "P(improvement)", "verdict")
+
+    def __str__(self) -> str:
+        head = (
+            f"A/B on {self.metric} ({'higher' if self.higher_is_better else 'lower'} is better), "
+            f"{self.kind}, δ = {self.min_effect:g}, baseline {self.baseline!r}, {len(self.seeds)} seeds"
+        )
+        lines = [head] + ["  " + " | ".join(r) for r in self.table()]
+        lines += [f"  error: {e}" for e in self.errors[:10]]
+        return "\n".join(lines)
+
+    def report(self, out_dir: str | os.PathLike[str]) -> tuple[str, str]:
+        """Write ``report.md``, ``report.html`` and plots into ``out_dir``; return the two paths."""
+        return write_ab_report(self, os.fspath(out_dir))
+
 
 
 def _plots(result: ABResult, out_dir: str) -> list[tuple[str, str]]:

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--quick", action="store_true",
         help="smoke version: tiny runs, 2 seeds, the first claim of each task on its first dataset "
-        "(every claim of the --only names) (< 90 s)",
+        "(every claim of the --only names) (about 60 s on 2 cores)",
     )
     b.add_argument("--only", metavar="NAME[,NAME]", help="only the claims of these registered names")
     b.add_argument(
@@ -90,6 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", default="reglab-ab", metavar="DIR", help="output directory (default ./reglab-ab)")
     a.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1: in this process)")
     a.add_argument("--rerun", action="store_true", help="run everything again, even runs already stored")
+    a.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop a run that has not returned after SECONDS (it and the processes it started are killed; "
+                   "it is reported as failed and the other runs go on); each run then goes to a worker process")
     _backend_args(a)
     a.set_defaults(func=cmd_ab)
 
@@ -142,16 +145,25 @@ def cmd_ab(args: argparse.Namespace) -> int:
     reason = _check_out(args.out)
     if reason:
         return _err(reason)
+    from reglab.bench.runner import FolderInUse, lock_folder
+
+    bar = _StageProgress(args.jobs)
     try:
-        result = ab(
-            train, arms, metric=args.metric, higher_is_better=not args.lower_is_better, min_effect=args.min_effect,
-            seeds=seeds, out=args.out, jobs=args.jobs, backend=args.backend, address=args.address,
-            baseline=args.baseline, kind="non-inferiority" if args.non_inferiority else "superiority",
-            seed_offset=args.seed_offset, rerun=args.rerun, progress=lambda m: print(m, flush=True),
-        )  # fmt: skip
-    except (ValueError, ImportError, TypeError, PermissionError) as e:
+        with lock_folder(args.out):  # held through the report: a second A/B here refuses
+            try:
+                result = ab(
+                    train, arms, metric=args.metric, higher_is_better=not args.lower_is_better,
+                    min_effect=args.min_effect, seeds=seeds, out=args.out, jobs=args.jobs, backend=args.backend,
+                    address=args.address, baseline=args.baseline,
+                    kind="non-inferiority" if args.non_inferiority else "superiority", seed_offset=args.seed_offset,
+                    rerun=args.rerun, progress=lambda m: print(m, flush=True), timeout=args.timeout,
+                    on_start=bar.start, on_done=bar.done,
+                )  # fmt: skip
+            finally:
+                bar.close()
+            md, html = result.report(args.out)
+    except (ValueError, ImportError, TypeError, PermissionError, FolderInUse) as e:
         return _err(str(e))
-    md, html = result.report(args.out)
     print(result)
     print(f"report: {md}\n        {html}")
     return 1 if result.errors else 0
@@ -224,10 +236,32 @@ class _Progress:
             self._rich.stop()
 
 
+class _StageProgress:
+    """A fresh :class:`_Progress` for each stage of runs (``reglab ab`` runs tuning, then seeds, then
+    more seeds with ``--seeds auto``)."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.current: _Progress | None = None
+
+    def start(self, todo: int, done: int) -> None:
+        self.close()
+        self.current = _Progress(self.jobs)
+        self.current.start(todo, done)
+
+    def done(self, spec, rec: dict[str, Any]) -> None:
+        if self.current is not None:
+            self.current.done(spec, rec)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from reglab.bench.report import write_report
-    from reglab.bench.runner import RESULTS_FILE, default_jobs, run_all
-    from reglab.bench.suite import check_claims, collect_claims, evaluate, smoke_selection, specs_for
+    from reglab.bench.runner import default_jobs
+    from reglab.bench.suite import check_claims, collect_claims, smoke_selection
     from reglab.core.errors import UnknownRegularizerError
 
     try:
@@ -252,6 +286,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     reason = _check_out(args.out)
     if reason:
         return _err(reason)
+    from reglab.bench.runner import FolderInUse, lock_folder
+
+    try:
+        with lock_folder(args.out):  # a second bench here would run every job again and race on the report
+            return _bench(args, refs, seeds, jobs)
+    except FolderInUse as e:
+        return _err(str(e))
+
+
+def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int) -> int:
+    """``cmd_bench`` once its arguments are checked and ``--out`` is locked."""
+    from reglab.bench.report import write_report
+    from reglab.bench.runner import RESULTS_FILE, run_all
+    from reglab.bench.suite import evaluate, specs_for
 
     t0 = time.perf_counter()
     store = _load_store(os.path.join(args.out, RESULTS_FILE))

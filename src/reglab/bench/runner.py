@@ -27,6 +27,7 @@ after installing the extra or fixing the bug retries them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -35,13 +36,17 @@ import platform
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["RunSpec", "ResultStore", "execute", "run_all", "default_jobs", "record_digest", "RESULTS_FILE"]
+__all__ = [
+    "RunSpec", "ResultStore", "execute", "run_all", "default_jobs", "record_digest", "RESULTS_FILE",
+    "FolderInUse", "lock_folder",
+]  # fmt: skip
 
 RESULTS_FILE = "results.jsonl"
+LOCK_FILE = ".reglab.lock"
 _REQUIRED = ("key", "task", "seed", "metrics")
 
 
@@ -232,6 +237,60 @@ class ResultStore:
         self.records[record["key"]] = record
 
 
+class FolderInUse(RuntimeError):
+    """Another ``reglab bench`` / ``reglab ab`` holds the output folder."""
+
+
+_HELD_LOCKS: dict[str, tuple[int, int]] = {}  # folder -> (fd, depth) of the locks this process holds
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on an output folder (``flock`` on its ``.reglab.lock``) while a bench
+    or an A/B writes there; a second one refuses at once with :class:`FolderInUse`, naming the
+    folder and the holder's pid, rather than running every job again and racing on the report.
+
+    The lock goes with the process (a killed bench leaves none behind); the file stays. Re-entrant
+    within a process. Without ``fcntl`` (Windows) it does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock: no lock
+        yield
+        return
+    key = os.path.realpath(folder)
+    if key in _HELD_LOCKS:
+        fd, depth = _HELD_LOCKS[key]
+        _HELD_LOCKS[key] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] = (fd, _HELD_LOCKS[key][1] - 1)
+        return
+    path = os.path.join(folder, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise FolderInUse(
+            f"{os.fspath(folder)!r} is in use by another reglab bench or ab (pid {holder}); wait for it to "
+            "finish, or give another --out"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[key]
+        os.close(fd)  # releases the flock
+
+
 def record_digest(record: dict[str, Any]) -> str:
     """Hash of a record's content without its ``digest`` field (as it reads back from JSON)."""
     content = {k: v for k, v in record.items() if k != "digest"}
@@ -307,32 +366,39 @@ def _warm_up() -> None:
         pass
 
 
-def _exit_with_parent(parent: int, poll_seconds: float = 0.2) -> None:
+def _exit_with_parent(parent: int, poll_seconds: float = 0.2, group: bool = False) -> None:
     """Exit this worker as soon as ``parent`` is gone (e.g. ``reglab bench`` was SIGKILLed,
     which no handler in the parent can catch): the orphan is re-parented, so its
-    parent pid changes. Runs on a daemon thread of each worker."""
+    parent pid changes. Runs on a daemon thread of each worker. ``group``: the worker
+    leads its own process group (a run with a timeout): kill the group, so the
+    processes its run started go with it."""
     import threading
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_seconds)
+        if group:
+            import signal
+
+            os.killpg(os.getpgid(0), signal.SIGKILL)
         os._exit(1)
 
     threading.Thread(target=watch, name="reglab-exit-with-parent", daemon=True).start()
 
 
-def _init_worker(modules: Sequence[str], parent: int) -> None:
+def _init_worker(modules: Sequence[str], parent: int, group: bool = False, warm_up: bool = True) -> None:
     import importlib
 
     import torch
 
-    _exit_with_parent(parent)
+    _exit_with_parent(parent, group=group)
     # One thread per worker: jobs share the cores (oversubscription only slows every
     # run), and a step's process CPU time is then the cost of that step alone.
     torch.set_num_threads(1)
     for m in modules:
         importlib.import_module(m)
-    _warm_up()
+    if warm_up:
+        _warm_up()
 
 
 def default_jobs() -> int:
@@ -367,6 +433,7 @@ def run_all(
     execute_fn: Callable[[Any], dict[str, Any]] = execute,
     on_start: Callable[[int, int], None] | None = None,
     on_done: Callback | None = None,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run the specs not yet in ``store`` (all of them with ``rerun``); append each as it finishes.
 
@@ -378,9 +445,22 @@ def run_all(
     Ray instance). Returns the records of the runs that did not finish
     (skipped/error). ``on_start(todo, already_done)`` and ``on_done(spec,
     record)`` drive the progress display.
+
+    ``timeout`` (seconds, local backend): a run that has not returned by then
+    (counted from its start in a ready worker: the worker's start-up and imports
+    are not counted) is reported as an error (``"timed_out"``) and the others go on. Each
+    run then goes to a spawned worker process, even with ``jobs=1`` (a call in
+    this process could not be stopped); the worker leads its own process group,
+    and a timeout kills that group: the worker and every process its run started.
     """
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    if timeout is not None:
+        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout < math.inf):
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if backend != "local":
+            raise ValueError("a per-run timeout works with the local backend only (Ray queues tasks, so a run's "
+                             "start is not known here); use Ray's own limits on the cluster")  # fmt: skip
     unique: dict[str, RunSpec] = {}
     for s in specs:
         unique.setdefault(s.key, s)
@@ -403,6 +483,10 @@ def run_all(
     if backend == "ray":
         for spec, rec in run_on_ray(todo, execute_fn, address):
             finish(spec, rec)
+        return failed
+    if timeout is not None:
+        if todo:
+            _run_with_timeout(todo, execute_fn, max(1, jobs), float(timeout), finish)
         return failed
     if jobs <= 1 or len(todo) <= 1:
         if not todo:
@@ -437,6 +521,150 @@ def run_all(
                 rec = _failed_record(spec, e)
             finish(spec, rec)
     return failed
+
+
+def _timed_worker(conn: Any, modules: Sequence[str], parent: int, warm_up: bool, preload: bytes) -> None:
+    """A worker of :func:`_run_with_timeout`: its own process group, then one run per message."""
+    import pickle
+
+    os.setpgid(0, 0)  # before anything runs: a timeout kills this group, the run's own children included
+    _init_worker(modules, parent, group=True, warm_up=warm_up)
+    # unpickling a run and execute_fn imports their modules (the user's train, scipy, ...): do it
+    # before "ready", so that a run's time limit starts with the run, not with the imports
+    pickle.loads(preload)
+    conn.send(("ready", None))
+    while True:
+        try:
+            item = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if item is None:
+            return
+        execute_fn, spec = item
+        try:
+            rec = execute_fn(spec)
+        except Exception as e:  # execute_fn reports the run's own errors; this is anything else
+            rec = _failed_record(spec, e)
+        conn.send(("done", rec))
+
+
+class _TimedWorker:
+    """One spawned worker process and the run it holds (with its deadline)."""
+
+    def __init__(self, ctx: Any, modules: Sequence[str], warm_up: bool, preload: bytes):
+        self.conn, child = ctx.Pipe()
+        # not a daemon: the user's run may start processes of its own (e.g. DataLoader workers)
+        self.proc = ctx.Process(
+            target=_timed_worker, args=(child, list(modules), os.getpid(), warm_up, preload), daemon=False
+        )
+        self.proc.start()
+        child.close()  # the parent keeps one end only: a dead worker reads as EOF
+        self.ready = False
+        self.spec: Any = None
+        self.deadline = math.inf
+
+    def give(self, spec: Any, execute_fn: Callable[[Any], dict[str, Any]], timeout: float) -> None:
+        self.conn.send((execute_fn, spec))
+        self.spec, self.deadline = spec, time.monotonic() + timeout
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group (the worker and the processes its run started), then reap it.
+
+        Called only before the worker is reaped: until then its pid, and so its group id, are its own."""
+        import signal
+
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.proc.join()
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit; kill it if it does not."""
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(timeout=30)  # a hang guard only: an idle worker exits at once
+        if self.proc.exitcode is None:
+            self.kill()
+        else:
+            self.conn.close()
+
+
+def _run_with_timeout(
+    todo: Sequence[Any], execute_fn: Callable[[Any], dict[str, Any]], jobs: int, timeout: float,
+    finish: Callable[[Any, dict[str, Any]], None],
+) -> None:
+    """Run ``todo`` in ``jobs`` worker processes; a run past ``timeout`` seconds is killed with its
+    worker's process group and reported, and a fresh worker takes the next run."""
+    import multiprocessing as mp
+    from collections import deque
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("spawn")
+    modules = _task_modules(todo)
+    # the lab's warm-up (its experiments, a first optimizer step) evens out its runs' step times; not needed otherwise
+    lab = any(isinstance(s, RunSpec) for s in todo)
+    import pickle
+
+    preload = pickle.dumps((execute_fn, todo[0]))
+
+    def worker() -> _TimedWorker:
+        return _TimedWorker(ctx, modules, warm_up=lab, preload=preload)
+
+    queue = deque(todo)
+    workers = [worker() for _ in range(min(jobs, len(todo)))]
+
+    def fail(spec: Any, error: str, **extra: Any) -> None:
+        finish(spec, {**_failed_record(spec, RuntimeError(error)), "error": error, **extra})
+
+    try:
+        while queue or any(w.spec is not None for w in workers):
+            busy = [w.deadline for w in workers if w.spec is not None]
+            wait_for = max(0.0, min(busy) - time.monotonic()) if busy else None
+            readable = wait([w.conn for w in workers], timeout=wait_for)
+            keep = []
+            for w in workers:
+                if w.conn in readable:
+                    try:
+                        kind, rec = w.conn.recv()
+                    except (EOFError, OSError):  # the worker died (OOM, a signal, os._exit in the run)
+                        w.kill()
+                        if w.spec is None and not w.ready:
+                            raise RuntimeError(f"a worker process exited with code {w.proc.exitcode} before it "
+                                               "was ready (see its output above)") from None  # fmt: skip
+                        if w.spec is not None:
+                            fail(w.spec, f"its worker process died (exit code {w.proc.exitcode})")
+                        if queue:
+                            keep.append(worker())
+                        continue
+                    if kind == "ready":
+                        w.ready = True
+                    else:
+                        spec, w.spec, w.deadline = w.spec, None, math.inf
+                        finish(spec, rec)
+                elif w.spec is not None and time.monotonic() >= w.deadline:
+                    spec = w.spec
+                    w.kill()
+                    fail(spec, f"timed out after {timeout:g} s (its worker process and the processes it started "
+                         "were killed)", timed_out=timeout)  # fmt: skip
+                    if queue:
+                        keep.append(worker())
+                    continue
+                if w.ready and w.spec is None:
+                    if queue:
+                        w.give(queue.popleft(), execute_fn, timeout)
+                    else:  # nothing left to hand out: let it go now
+                        w.stop()
+                        continue
+                keep.append(w)
+            workers = keep
+    finally:
+        for w in workers:
+            w.kill()
 
 
 def _failed_record(spec: Any, error: BaseException) -> dict[str, Any]:

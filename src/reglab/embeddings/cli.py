@@ -21,6 +21,46 @@ def _describe_default(found) -> str:
     return f"{found} ($REGLAB_STS_DATA)"
 
 
+class _Steps:
+    """Progress of a long command, on stderr: at a terminal a rich bar per stage (encoding,
+    arms, indexes); otherwise a line at each tenth of a stage (quiet logs)."""
+
+    def __init__(self, prog: str, tty: bool | None = None):
+        self.prog = prog
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.stage: str | None = None
+        self.shown = -1  # the last tenth printed (not a terminal)
+        self._bar = None
+        self._task = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage, self.shown = stage, -1
+            if self.tty:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+                self._bar = Progress(
+                    TextColumn(f"{self.prog}: {stage}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                )  # fmt: skip
+                self._bar.start()
+                self._task = self._bar.add_task(stage, total=total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+            return
+        tenth = 10 * done // max(total, 1)
+        if tenth > self.shown:
+            self.shown = tenth
+            print(f"{self.prog}: {stage} {done}/{total}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
 def _arms(spec: str | None) -> dict:
     from reglab.embeddings.sts import DEFAULT_ARMS
 
@@ -71,19 +111,22 @@ def run(args: argparse.Namespace) -> int:
     outputs = []
     failed = False
     for name in names:
-        try:
-            enc = get_encoder(name, cache_dir=args.cache, use_cache=not args.no_cache, progress=sys.stderr.isatty())
+        try:  # our own progress bar (below), not the encoder's
+            enc = get_encoder(name, cache_dir=args.cache, use_cache=not args.no_cache, progress=False)
         except TextExtraMissing as err:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
+        steps = _Steps("reglab sts")
         try:
             report = evaluate_sts(
                 enc, args.paths, arms, limit_per_file=args.limit,
-                progress=lambda msg: print(f"reglab sts: {msg}", file=sys.stderr, flush=True),
+                progress=lambda msg: print(f"reglab sts: {msg}", file=sys.stderr, flush=True), steps=steps,
             )  # fmt: skip
         except (FileNotFoundError, ValueError) as err:
             print(f"reglab sts: {err}", file=sys.stderr)
             return 2
+        finally:
+            steps.close()
         if not report.scores:
             print(f"reglab sts: every arm failed: {report.failed or report.skipped}", file=sys.stderr)
             return 1
@@ -101,7 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Evaluate an encoder on STS files (score<TAB>s1<TAB>s2; lines without a score are skipped) "
             "and print per-file and mean Spearman and Pearson for each transform side by side. "
-            "Transforms are fitted on the distinct sentences of the evaluation pool only."
+            "Transforms are fitted on the distinct sentences of the evaluation pool only. "
+            "An arm that cannot run on these data (e.g. whiten-k128 on fewer than 129 sentences) is skipped "
+            "with its reason; an arm that fails is reported and the others stand. Exit status 1 if an arm "
+            "failed, 2 on bad input (files, encoder output), else 0."
         ),
     )
     p.add_argument(
@@ -153,8 +199,12 @@ def run_retrieval(args: argparse.Namespace) -> int:
         sts_retrieval_set,
     )
 
+    from reglab.embeddings.sts import encode_checked
+
     def say(msg: str) -> None:
         print(f"reglab retrieval: {msg}", file=sys.stderr, flush=True)
+
+    steps = _Steps("reglab retrieval")
 
     try:
         ks = tuple(int(k) for k in args.k.split(","))
@@ -193,21 +243,28 @@ def run_retrieval(args: argparse.Namespace) -> int:
                 paths = [str(found)]
                 say(f"using {_describe_default(found)}")
             data = sts_retrieval_set(paths, min_score=args.min_score, limit=args.limit)
-            try:
-                enc = get_encoder("minilm", cache_dir=args.cache, use_cache=not args.no_cache,
-                                  progress=sys.stderr.isatty())  # fmt: skip
+            try:  # our own progress bar, not the encoder's
+                enc = get_encoder("minilm", cache_dir=args.cache, use_cache=not args.no_cache, progress=False)
             except TextExtraMissing as err:
                 print(f"reglab retrieval: {err}", file=sys.stderr)
                 return 2
             say(f"encoding {len(data.sentences)} distinct sentences of {data.n_files} STS file(s) with MiniLM")
-            vecs = enc.encode(data.sentences)
+            try:
+                vecs = encode_checked(enc, data.sentences, steps)
+            finally:
+                steps.close()
             inputs = dict(
                 database=vecs, queries=vecs[data.queries], relevant=data.relevant, exclude=data.queries,
                 fit_queries=vecs[data.fit_queries] if len(data.fit_queries) >= 2 else None,
                 source=f"STS 2012-2014 sentences, MiniLM, pairs with gold ≥ {args.min_score:g} as queries",
             )  # fmt: skip
         relevance = "" if args.vectors else f"its STS pair, gold score ≥ {args.min_score:g} of 5"
-        report = evaluate_retrieval(**inputs, ks=ks, progress=say)
+        try:
+            # a bar over the indexes at a terminal, else a line per index
+            report = evaluate_retrieval(**inputs, ks=ks, progress=None if steps.tty else say,
+                                        steps=steps if steps.tty else None)  # fmt: skip
+        finally:
+            steps.close()
     except (FileNotFoundError, ValueError, OSError, RegularizerInputError) as err:
         print(f"reglab retrieval: {err}", file=sys.stderr)
         return 2
@@ -223,7 +280,9 @@ def run_retrieval(args: argparse.Namespace) -> int:
             say(f"wrote {out / 'retrieval.md'} and {plot}")
         except ImportError:
             say(f"wrote {out / 'retrieval.md'}; no plot (pip install matplotlib)")
-    return 0
+    for row in report.failed:
+        say(f"{row.method}: {row.note} (the other rows stand)")
+    return 1 if report.failed else 0
 
 
 def register_retrieval(sub: argparse._SubParsersAction) -> None:
@@ -236,7 +295,9 @@ def register_retrieval(sub: argparse._SubParsersAction) -> None:
             "exact float32 cosine search, the relevant-item hit rate, bytes per vector and single-thread CPU "
             "queries/s for float32, LVQ-4/4x4/8, LeanVec-ID/OOD at d/2 and d/4, whitening + LVQ and faiss "
             "SQ8/SQ4/PQ (pip install faiss-cpu; skipped when absent). STS: the corpus is the distinct sentences; "
-            "each pair with gold score >= --min-score gives a query (sentence1) whose relevant item is sentence2."
+            "each pair with gold score >= --min-score gives a query (sentence1) whose relevant item is sentence2. "
+            "An index that fails on these vectors is reported as FAILED with its cause and the other rows stand "
+            "(exit status 1); bad input exits 2."
         ),
     )
     p.add_argument("paths", nargs="*", metavar="PATH",

@@ -202,13 +202,20 @@ class CachedEncoder:
         missing = [t for t in dict.fromkeys(texts) if t not in vectors]
         if missing:
             fresh = np.asarray(self.encoder.encode(missing), dtype=np.float32)
+            if fresh.ndim != 2 or fresh.shape[0] != len(missing):  # zip would pair vectors with the wrong sentences
+                raise ValueError(
+                    f"encoder {self.name}: encode() of {len(missing)} sentences returned an array of shape "
+                    f"{fresh.shape}; expected ({len(missing)}, d): one row per sentence, in order"
+                )
             for t, v in zip(missing, fresh):
+                vectors[t] = v
+                if not np.isfinite(v).all():  # returned (the caller's check names it), never cached
+                    continue
                 p = self._path(t)
                 p.parent.mkdir(parents=True, exist_ok=True)
                 tmp = p.with_suffix(f".{os.getpid()}.tmp.npy")
                 np.save(tmp, v)
                 os.replace(tmp, p)
-                vectors[t] = v
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([vectors[t] for t in texts]).astype(np.float32, copy=False)

@@ -119,8 +119,9 @@ def sts_retrieval_set(paths: Iterable[str | Path], min_score: float = MIN_SCORE,
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1)
+    # norms in float64: a float32 row of 1e20-scale values squares past float32's range (inf norm, a zero row)
+    norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
 def _topk(scores: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
@@ -368,7 +369,8 @@ class RetrievalRow:
     recall: dict[int, float] = field(default_factory=dict)
     hit: dict[int, float] = field(default_factory=dict)
     queries_per_s: float | None = None
-    note: str = ""
+    note: str = ""  # why the row has no numbers (skipped, or failed)
+    failed: bool = False  # it raised: ``note`` says why; the other rows stand
 
 
 @dataclass
@@ -380,6 +382,17 @@ class RetrievalReport:
     ks: tuple[int, ...]
     has_relevant: bool
     source: str = ""
+
+    @property
+    def failed(self) -> list[RetrievalRow]:
+        return [r for r in self.rows if r.failed]
+
+
+def _failure(err: BaseException) -> str:
+    """The cause of a failed row, named as such: an overflow is not a collinearity."""
+    if isinstance(err, FloatingPointError):
+        return f"FAILED: numeric overflow ({err}); the vectors' scale is too large for this index"
+    return f"FAILED: {type(err).__name__}: {err}"
 
 
 def _as_array(who: str, x: Any, arg: str) -> np.ndarray:
@@ -401,13 +414,19 @@ def evaluate_retrieval(
     ks: Sequence[int] = (1, 10, 100),
     source: str = "",
     progress: Callable[[str], None] | None = None,
+    steps: Callable[[str, int, int], None] | None = None,
 ) -> RetrievalReport:
     """Recall@k against exact float32 inner-product search, hit@k of ``relevant`` (one database id per
     query, −1 for none), bytes/vector and CPU queries/s for each method (:func:`default_methods`).
 
     Both sides are L2-normalized first (cosine). ``exclude``: one database id per query to leave out
     of its results (−1: none), e.g. the query's own entry. ``fit_queries``: a held-out query sample for
-    LeanVec-OOD (its rows are skipped without one)."""
+    LeanVec-OOD (its rows are skipped without one).
+
+    A method that raises (an index that cannot fit these vectors) is reported as a failed row
+    (``row.failed``, the cause in ``row.note``; a numpy overflow named as one) and the other rows
+    stand; the exact scan, the ground truth, must succeed. ``steps("indexes", done, total)``
+    counts the methods done."""
     who = "reglab retrieval"
     db = _normalize(_as_array(who, database, "database vectors"))
     q = _normalize(_as_array(who, queries, "query vectors"))
@@ -438,22 +457,30 @@ def evaluate_retrieval(
     rows: list[RetrievalRow] = []
     exact = None
     with threadpool_limits(1):
-        for m in methods:
+        for i, m in enumerate(methods):
+            if steps is not None:
+                steps("indexes", i, len(methods))
             row = RetrievalRow(m.label, m.group)
             rows.append(row)
             if progress:
                 progress(f"{m.label} ...")
+            if exact is None and not isinstance(m, _Raw):
+                raise ValueError("the first method must be the exact float32 scan (the ground truth)")
             try:
-                m.fit(db, fq)
+                with np.errstate(over="raise"):  # an overflow fails its row under its own name
+                    m.fit(db, fq)
+                    t0 = time.process_time()
+                    got = m.search(q, kmax, exc)
+                    elapsed = time.process_time() - t0
             except IndexSkipped as err:
                 row.note = str(err)
                 continue
-            t0 = time.process_time()
-            got = m.search(q, kmax, exc)
-            elapsed = time.process_time() - t0
+            except Exception as err:  # one index that cannot handle these vectors must not abort the others
+                if exact is None:
+                    raise  # no ground truth, no report
+                row.note, row.failed = _failure(err), True
+                continue
             if exact is None:  # the first method is the exact float32 scan
-                if not isinstance(m, _Raw):
-                    raise ValueError("the first method must be the exact float32 scan (the ground truth)")
                 exact = got
             row.bytes_per_vector = m.bytes_per_vector
             row.queries_per_s = len(q) / elapsed if elapsed > 0 else float("inf")
@@ -461,6 +488,8 @@ def evaluate_retrieval(
                 row.recall[k] = _recall(got[:, :k], exact[:, :k])
                 if rel is not None:
                     row.hit[k] = _hit(got[:, :k], rel)
+    if steps is not None:
+        steps("indexes", len(methods), len(methods))
     return RetrievalReport(rows, n, len(q), d, ks, rel is not None, source)
 
 

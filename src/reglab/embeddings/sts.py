@@ -39,7 +39,10 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_ARMS",
+    "ENCODE_CHUNK",
     "StsReport",
+    "check_encoded",
+    "encode_checked",
     "SHIPPED_FILES",
     "default_data_dir",
     "evaluate_sts",
@@ -80,7 +83,16 @@ def read_sts_file(
     """(score, s1, s2) of every scored line of an STS file; the numbers of the
     non-blank lines that are not a scored pair are appended to ``skipped``."""
     pairs = []
-    text = Path(path).read_text(encoding="utf-8-sig")
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        lineno = raw[: err.start].count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ValueError(
+            f"{path}: line {lineno} is not UTF-8 (byte {raw[err.start:err.start + 1]!r} at column {column}: "
+            f"{err.reason}); STS files must be UTF-8 text (re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8)"
+        ) from None
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -231,6 +243,15 @@ class StsReport:
         vals = [self.scores[arm][f][j] for f in self.files]
         return float(np.mean(vals))
 
+    def __repr__(self) -> str:
+        # short file names (folder/file), not absolute paths; the mean Spearman of each arm
+        means = {arm: round(self.mean(arm), 4) for arm in self.scores}
+        extra = "".join(f", {k}={v!r}" for k, v in (("skipped", self.skipped), ("failed", self.failed)) if v)
+        return (
+            f"StsReport(encoder={self.encoder!r}, files={[_short(f) for f in self.files]}, "
+            f"pairs={sum(self.n_pairs.values())}, n_pool={self.n_pool}, mean_spearman={means}{extra})"
+        )
+
 
 def _build(arm: Any):
     if arm is None:
@@ -242,6 +263,65 @@ def _build(arm: Any):
     if not isinstance(obj, EmbeddingTransform):
         raise TypeError(f"an STS arm must be an embedding transform or its config, got {arm!r}")
     return obj
+
+
+def _too_small(obj: Any, n: int, d: int) -> str | None:
+    """Why ``obj`` cannot fit ``n`` sentences of dimension ``d`` (None if it can): it keeps more
+    dimensions than the embeddings have, or, unregularized, at least as many as there are sentences
+    (e.g. ``whiten-k128`` with ``--limit 5``). Such an arm is skipped, with this reason, not failed."""
+    from reglab.embeddings.base import Pipeline
+
+    if isinstance(obj, Pipeline):
+        return next((why for t in obj.transforms if (why := _too_small(t, n, d))), None)
+    k = getattr(obj, "k", None) or getattr(obj, "n_components", None)
+    if not isinstance(k, int) or isinstance(k, bool):
+        return None
+    if k > d:
+        return f"keeps {k} dimensions, the encoder gives {d}"
+    regularized = bool(getattr(obj, "eps", 0) or getattr(obj, "shrinkage", 0))
+    if not regularized and n <= k:
+        return f"keeps {k} dimensions, needs more than {k} sentences; the pool has {n} (fewer pairs with --limit?)"
+    return None
+
+
+def check_encoded(encoder: Any, texts: Sequence[str], emb: Any) -> np.ndarray:
+    """``encoder.encode(texts)``'s output as an (n, d) array, or a clear ``ValueError``: one row per
+    text, every value finite (a NaN vector would otherwise still get a correlation)."""
+    who = f"encoder {encoder_name(encoder)}"
+    try:
+        arr = np.asarray(emb, dtype=np.float64) if emb is not None else None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{who}: encode() returned {type(emb).__name__}, not an array of numbers ({err})") from None
+    if arr is None or arr.ndim != 2 or arr.shape[0] != len(texts):
+        shape = None if arr is None else arr.shape
+        raise ValueError(
+            f"{who}: encode() of {len(texts)} sentences returned an array of shape {shape}; expected "
+            f"({len(texts)}, d): one row per sentence, in order"
+        )
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if len(bad):
+        shown = "; ".join(f"row {i}: {texts[i][:60]!r}" for i in bad[:3])
+        raise ValueError(
+            f"{who}: encode() returned NaN or inf for {len(bad)} of {len(texts)} sentences ({shown}"
+            f"{'; …' if len(bad) > 3 else ''}); a non-finite embedding has no cosine similarity"
+        )
+    return np.asarray(emb)
+
+
+#: sentences per encode() call of evaluate_sts (progress is reported between calls)
+ENCODE_CHUNK = 512
+
+
+def encode_checked(encoder: Any, texts: Sequence[str], steps: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """``encoder.encode`` over ``texts`` in calls of :data:`ENCODE_CHUNK` sentences, each output checked
+    (:func:`check_encoded`); ``steps("encoding", done, total)`` after each call."""
+    chunks = []
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        part = list(texts[start : start + ENCODE_CHUNK])
+        chunks.append(check_encoded(encoder, part, encoder.encode(part)))
+        if steps is not None:
+            steps("encoding", start + len(part), len(texts))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
 def _needs_frequencies(obj: Any) -> bool:
@@ -259,12 +339,21 @@ def evaluate_sts(
     *,
     limit_per_file: int | None = None,
     progress: Callable[[str], None] | None = None,
+    steps: Callable[[str, int, int], None] | None = None,
 ) -> StsReport:
     """Score ``encoder`` on the STS files under ``paths`` for each arm.
 
     ``arms`` maps a column name to a transform, its config dict, or None
     (raw); default :data:`DEFAULT_ARMS`. Each transform is fitted on the
     distinct sentences of all the files (the evaluation pool) only.
+
+    An arm that cannot run here (token frequencies the encoder lacks, more
+    kept dimensions than the pool allows) is in ``report.skipped``; one that
+    raises is in ``report.failed``; the other arms go on. The encoder's output
+    is checked (one finite row per sentence): a ``ValueError`` otherwise.
+    ``progress(message)`` gets a line per stage; ``steps(stage, done, total)``
+    counts sentences encoded (``"encoding"``, between calls of
+    :data:`ENCODE_CHUNK` sentences) and arms scored (``"arms"``).
     """
     files = find_sts_files(paths)
     if not files:
@@ -282,9 +371,10 @@ def evaluate_sts(
             )
     pool = list(dict.fromkeys(s for pairs in data.values() for _, a, b in pairs for s in (a, b)))
     if progress is not None:
+        cached = " (cached encodings are reused)" if hasattr(encoder, "cache_dir") else ""
         progress(f"encoding {len(pool)} distinct sentences of {sum(len(p) for p in data.values())} pairs "
-                 f"with {encoder_name(encoder)} (cached encodings are reused)")  # fmt: skip
-    emb = encoder.encode(pool)
+                 f"with {encoder_name(encoder)}{cached}")  # fmt: skip
+    emb = encode_checked(encoder, pool, steps)
     index = {s: i for i, s in enumerate(pool)}
     report = StsReport(
         encoder=encoder_name(encoder),
@@ -293,10 +383,16 @@ def evaluate_sts(
         n_pool=len(pool),
         skipped_lines={f: lines for f, lines in skipped_lines.items() if lines},
     )
-    for arm_name, arm in arms.items():
+    for done, (arm_name, arm) in enumerate(arms.items()):
+        if steps is not None:
+            steps("arms", done, len(arms))
         obj = _build(arm)
         if obj is not None and _needs_frequencies(obj) and not hasattr(encoder, "token_statistics"):
             report.skipped[arm_name] = "needs token frequencies (static encoders only)"
+            continue
+        too_small = None if obj is None or _needs_frequencies(obj) else _too_small(obj, len(pool), emb.shape[1])
+        if too_small:
+            report.skipped[arm_name] = too_small
             continue
         try:  # one arm that cannot fit these data (too few sentences for k, …) must not abort the others
             if obj is None:
@@ -322,6 +418,8 @@ def evaluate_sts(
             report.failed[arm_name] = f"undefined correlation (constant similarities) on {', '.join(map(_short, bad))}"
             continue
         report.scores[arm_name] = scores
+    if steps is not None:
+        steps("arms", len(arms), len(arms))
     return report
 
 
