@@ -209,11 +209,8 @@ def _edge_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 def test_ddp_edge_ranks_finish_with_the_right_value_or_the_same_error(tmp_path):
-    import time
-
-    t0 = time.perf_counter()
+    # a rank left waiting in a collective fails through the process group's own timeout, not a clock here
     mp.spawn(_edge_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    assert time.perf_counter() - t0 < 60, "a rank waited in a collective"
     r0, r1 = (json.loads((tmp_path / f"edge{r}.json").read_text()) for r in range(2))
     for name, sizes in EDGE_CASES:
         assert r0[f"{name}{sizes}"] == r1[f"{name}{sizes}"] == "ok"
