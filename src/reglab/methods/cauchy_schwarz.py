@@ -225,6 +225,7 @@ class CauchySchwarz(WeightRegularizer):
         Claim(
             "The Cauchy-Schwarz regularizer does not cost full-precision accuracy",
             task="quantization", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("Cauchy-Schwarz at 100× the weight (1000)", {"name": "cauchy_schwarz", "variant": "binary", "weight": 1000.0}, why="a penalty strong enough to cost accuracy: the test must fail it"),
             datasets=("digits", "digits_half"),
             task_args={"levels": "binary"},
             arm={"name": "cauchy_schwarz", "variant": "binary", "weight": 10.0},

@@ -88,6 +88,7 @@ class L1(WeightRegularizer):
         Claim(
             "The sparser network keeps its accuracy",
             task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("L1 at 100× the weight (1e-2)", {"name": "l1", "weight": 1e-2}, why="a penalty strong enough to cost accuracy: the test must fail it"),
             arm={"name": "l1", "weight": 1e-4},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),

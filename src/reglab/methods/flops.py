@@ -61,6 +61,7 @@ class FLOPS(RepresentationRegularizer):
         Claim(
             "FLOPS keeps the code useful: linear-probe accuracy kept",
             task="latent_code", metric="probe_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("FLOPS at 100× the weight (8)", {"name": "flops", "weight": 8.0}, why="a penalty strong enough to empty the code: the test must fail it"),
             arm={"name": "flops", "weight": 0.08},
             min_effect=0.01, min_effect_reason="one point of probe accuracy",
             baselines=(Baseline("no penalty"),),

@@ -126,6 +126,7 @@ class GroupLasso(WeightRegularizer):
         Claim(
             "Group lasso does not cost accuracy before pruning",
             task="structured_sparsity", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("group lasso at 100× the weight (30)", {"name": "group_lasso", "weight": 30.0}, why="a penalty strong enough to remove every filter: the test must fail it"),
             arm={"name": "group_lasso", "weight": 0.3},
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),

@@ -152,6 +152,7 @@ class JacobianReg(Regularizer):
         Claim(
             "Jacobian regularization does not cost clean accuracy",
             task="robustness", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("Jacobian regularization at 100× the weight (λ_JR = 10)", {"name": "jacobian", "weight": 10.0}, why="a penalty strong enough to cost clean accuracy: the test must fail it"),
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
             datasets=("digits", "digits_half"),

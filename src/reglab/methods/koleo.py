@@ -151,6 +151,7 @@ class KoLeo(RepresentationRegularizer):
             "Adding KoLeo does not hurt the linear probe",
             task="ssl_collapse", metric="linear_probe_accuracy", direction="higher", task_args=_lab,
             kind="non-inferiority", min_effect=0.01, min_effect_reason="one point of probe accuracy",
+            control=Baseline("invariance only (no VICReg terms, no KoLeo)", task_args={"base": "invariance"}, why="the collapsing loss: the test must fail it"),
             baselines=(_vicreg,), datasets=("digits", "digits_half"), settings=_settings,
             source="Oquab et al. 2023 (DINOv2), ablation of the KoLeo term: linear classification about unchanged",
         ),

@@ -45,6 +45,7 @@ class L1Activation(RepresentationRegularizer):
         Claim(
             "The sparser code is as useful: linear-probe accuracy kept",
             task="latent_code", metric="probe_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("L1 on the code at 100× the weight (1e-2)", {"name": "l1_activation", "weight": 1e-2}, why="a penalty strong enough to empty the code: the test must fail it"),
             min_effect=0.01, min_effect_reason="one point of probe accuracy",
             baselines=(Baseline("the same autoencoder without the penalty"),),
             datasets=("digits", "digits_half"),

@@ -59,6 +59,7 @@ class LeastVolume(RepresentationRegularizer):
         Claim(
             "Least Volume keeps the reconstruction error",
             task="latent_code", metric="test_mse", direction="lower", kind="non-inferiority", task_args={"code": "linear", "lipschitz_decoder": True},
+            control=Baseline("Least Volume at 100× the weight (0.1)", {"name": "least_volume", "weight": 0.1}, why="a penalty strong enough to cost reconstruction: the test must fail it"),
             min_effect=0.002, min_effect_reason="about 15% of the plain autoencoder's test MSE (≈ 0.012)",
             baselines=(Baseline("the same autoencoder without the penalty"),),
             datasets=("digits", "digits_half"),

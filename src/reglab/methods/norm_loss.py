@@ -49,6 +49,7 @@ class NormLoss(WeightRegularizer):
         Claim(
             "Norm Loss in place of weight decay gives at least the same accuracy",
             task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("no regularizer", why="if training without any regularizer also matches weight decay, the test cannot show that Norm Loss replaces it"),
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("weight decay (L2 5e-4)", {"name": "l2", "weight": 5e-4},
                                 why="what Norm Loss replaces"),),

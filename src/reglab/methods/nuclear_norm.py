@@ -58,6 +58,7 @@ class NuclearNorm(WeightRegularizer):
         Claim(
             "Lower rank without losing accuracy",
             task="clean_classification", metric="test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("nuclear norm at 100× the weight (1e-2)", {"name": "nuclear_norm", "weight": 1e-2}, why="a penalty strong enough to cost accuracy: the test must fail it"),
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("no regularizer"),),
             datasets=("digits", "digits_half"),

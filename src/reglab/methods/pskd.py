@@ -76,6 +76,7 @@ class PSKD(Configurable, nn.Module):
         Claim(
             "PS-KD does not cost accuracy (it improves it in the paper)",
             task="calibration", metric="accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("CE on a quarter of the data (5% of the splits)", task_args={"train_fraction": 0.05}, why="a weakened model that should lose accuracy: the test must fail it"),
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(Baseline("CE"),),
             datasets=("digits", "mnist1d"),

@@ -186,6 +186,7 @@ class ShrinkPerturb(Registered, Configurable):
             "Shrink & Perturb closes the warm-start generalization gap: warm-started on a growing dataset, its "
             "final test accuracy is at least that of training from scratch on all the data so far",
             task="warm_start", metric="final_test_accuracy", direction="higher", kind="non-inferiority",
+            control=Baseline("plain warm start (no shrink-perturb)", why="the warm-start gap Shrink & Perturb closes: the test must fail it"),
             min_effect=0.01, min_effect_reason="one point of test accuracy",
             baselines=(
                 Baseline(
