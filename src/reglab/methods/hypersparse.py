@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from reglab.core import Baseline, Claim, Paper, RegularizerInputError, WeightRegularizer, register
+from reglab.core.paper import Tuned, Tuning
 from reglab.ops import as_tensors, check_int, check_positive, checked_total, hyperparameters, probability, sum_terms
 from reglab.ops.validation import has_data
 
@@ -119,6 +120,13 @@ class HyperSparse(WeightRegularizer):
             "the paper's values never reach the stopping test within the budget); chosen on digits seeds 0-2 "
             "(test splits in view), not tuned on seeds ≥ 200. Termination: utils/art.py's buffer-mean test",
             source="Glandorf et al. 2023, Tables 1-2 (CIFAR-10/100 at 90-99.8 % sparsity)",
+            tuning=Tuning(
+                arm=Tuned("λ_init, η", None, "1e-3, 1.5", "digits seeds 0-2 (test splits in view), during development"),
+                baselines=(("L1 (0.03, proximal) then one-shot pruning",
+                            Tuned("weight", None, 0.03, "a proximal-threshold estimate, checked on digits seeds 0-2")),),
+                note="both set by hand on the same development seeds, not grid-searched; the plain pruning "
+                "baseline has nothing to tune",
+            ),
         )
         for pct in (90, 95)
     )
