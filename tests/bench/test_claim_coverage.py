@@ -63,6 +63,19 @@ def test_tuning_is_recorded_and_one_sided_tuning_is_named():
     assert not both.one_sided and "L2: weight = 0.005" in both.describe()
     with pytest.raises(TypeError, match="Tuning"):
         Claim("s", "t", "m", tuning="neither")
+    with pytest.raises(ValueError, match="does not have"):
+        Claim("s", "t", "m", tuning=both)
+
+
+def test_an_arm_tuned_on_development_seeds_gives_its_baselines_the_same_chance():
+    """Equal tuning: a claim whose arm was tuned either tunes a baseline too or has only baselines
+    without a regularizer (nothing to tune)."""
+    one_sided = [
+        r.id for r in collect_claims() if r.claim.tuning.one_sided
+        and any(b.arm is not None for b in r.claim.compared_with)
+    ]
+    assert not one_sided, f"arm tuned, regularized baselines not: {one_sided}"
+    assert any(r.claim.tuning.arm is not None for r in collect_claims())
 
 
 def test_untestable_claim_needs_a_reason_and_is_never_run(monkeypatch):

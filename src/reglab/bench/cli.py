@@ -234,12 +234,17 @@ class _Progress:
             )  # fmt: skip
             self._rich.start()
             self._bar = self._rich.add_task("bench", total=todo)
+            self._bar_total = todo
 
     def done(self, spec, rec: dict[str, Any]) -> None:
         self.n += 1
         status = rec["status"] if rec["status"] != "ok" else f"{rec.get('seconds', 0):.1f}s"
         if self._rich is not None:
-            self._rich.update(self._bar, advance=1, description=f"{spec.label} ({status})")
+            if rec["status"] == "skipped":  # no training: out of the bar, so the ETA's rate counts runs that train
+                self._bar_total = max(1, self._bar_total - 1)
+                self._rich.update(self._bar, total=self._bar_total, description=f"{spec.label} (skipped)")
+            else:
+                self._rich.update(self._bar, advance=1, description=f"{spec.label} ({status})")
             return
         if rec["status"] != "skipped":
             self.ran += 1

@@ -247,6 +247,11 @@ class Claim:
             raise ValueError(f"Claim {self.statement[:50]!r}: a control is for non-inferiority claims (kind={self.kind!r})")
         if not isinstance(self.tuning, Tuning):
             raise TypeError(f"Claim.tuning must be a reglab.core.paper.Tuning, got {self.tuning!r}")
+        labels = {b.label for b in self.compared_with}
+        unknown = [label for label, _ in self.tuning.baselines if label not in labels]
+        if unknown:
+            raise ValueError(f"Claim {self.statement[:50]!r}: tuning names baselines it does not have: {unknown} "
+                             f"(its baselines: {sorted(labels)})")
 
     @property
     def compared_with(self) -> tuple[Baseline, ...]:
