@@ -28,7 +28,10 @@ from reglab.bench.verdict import (
     ALPHA, NO_EFFECT, NOT_REPRODUCED, NOT_RUN, REPRODUCED, RULE, TEST_NAME, UNINFORMATIVE, WORSE,
 )  # fmt: skip
 
-__all__ = ["write_report", "summary_rows", "detail_rows", "SUMMARY_COLUMNS", "DETAIL_COLUMNS"]
+__all__ = [
+    "write_report", "write_verdicts", "summary_rows", "detail_rows", "control_rows", "blocks_text",
+    "SUMMARY_COLUMNS", "DETAIL_COLUMNS", "CONTROL_COLUMNS",
+]  # fmt: skip
 
 SUMMARY_COLUMNS = (
     "claim", "regularizer", "paper", "statement", "task", "kind", "δ", "dataset", "verdict", "seed blocks",
@@ -277,7 +280,11 @@ def write_report(
 ) -> tuple[str, str]:
     """Write ``report.md``, ``report.html`` and ``verdicts.json`` into ``out_dir``; return the first two paths."""
     write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick, blocks=blocks)
-    arm_keys = frozenset(k for o in outcomes for b in o.ref.claim.compared_with for k in b.task_args)
+    arm_keys = frozenset(
+        k for o in outcomes
+        for b in (*o.ref.claim.compared_with, *((o.ref.claim.control,) if o.ref.claim.control else ()))
+        for k in b.task_args
+    )  # fmt: skip
     plots = _plots(records, out_dir, arm_keys) if records else []
     v = versions()
     counts: dict[str, int] = defaultdict(int)
