@@ -13,13 +13,13 @@ def _err(msg: str) -> int:
     return 2
 
 
-def _verdicts(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
+def _verdicts(path: str | None, names: list[str], with_scale: bool = False) -> dict[tuple[str, int], str]:
     """Last verdict per (name, claim index) from a lab results file; the lab loads only when asked."""
     if not path:
         return {}
     from reglab.bench.cli import verdicts_from
 
-    return verdicts_from(path, names)
+    return verdicts_from(path, names, with_scale=with_scale)
 
 
 def _default_results(path: str | None) -> str | None:
@@ -63,10 +63,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     except UnknownRegularizerError as e:
         return _err(str(e))
     print(entry)
-    verdicts = _verdicts(_default_results(args.results), [entry.name])
-    for i, claim in enumerate(entry.claims):
-        if (entry.name, i) in verdicts:
-            print(f"  verdict:  {claim.metric} on {claim.task}: {verdicts[(entry.name, i)]}")
+    results = _default_results(args.results)
+    verdicts = _verdicts(results, [entry.name], True)
+    if results and entry.claims:
+        print("  lab verdicts (toy scale; `reglab bench` reruns them):")
+        for i, claim in enumerate(entry.claims):
+            head = f"    #{i + 1} {claim.statement}"
+            if not claim.testable:
+                print(f"{head}\n       not testable at the lab's scale: {claim.untestable_reason}")
+                continue
+            text = verdicts.get((entry.name, i), "no verdict in these results (not run)")
+            print(f"{head}\n       {claim.kind}, {claim.metric} on {claim.task}: {text}")
+            if claim.control is not None:
+                print(f"       negative control: {claim.control.label}")
+            print(f"       tuning: {claim.tuning.describe()}")
     return 0
 
 

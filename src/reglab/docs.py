@@ -21,11 +21,21 @@ END = "<!-- registry-table:end -->"
 #: the committed lab run's per-name verdicts, written by ``reglab bench`` (``verdicts.json``)
 VERDICTS = Path("docs") / "bench" / "verdicts.json"
 SHORT = {"reproduced": "reproduced", "not reproduced": "not reproduced", "no effect": "no effect",
-         "inconclusive": "inconclusive"}
+         "inconclusive": "inconclusive", "worse": "worse", "uninformative": "uninformative", "not run": "not run"}
+#: the README column's header: every verdict of the lab is at toy scale
+HEADER = "lab verdicts (toy scale)"
+CAPTION = (
+    "Lab verdicts are claim × dataset cells of `docs/bench/verdicts.json` ({seeds}), at toy scale: 8×8 digits, "
+    "MNIST-1D and STS sentences, small MLPs and CNNs trained for minutes on a CPU (each cell's data, model and "
+    "epochs are in `docs/bench/report.md`). They are evidence about a method at that scale, not about "
+    "ImageNet-size training. Outcomes: reproduced, no effect, not reproduced, worse (the regularizer is worse "
+    "than its baseline by more than δ), inconclusive, uninformative (the test could not have failed); "
+    "\"stable\" counts cells whose every seed block gives the pooled verdict."
+)
 
 
 def verdict_texts(path: Path) -> dict[str, str] | None:
-    """name -> "2 reproduced, 1 not reproduced (of 3 claim × dataset)" from a lab ``verdicts.json``."""
+    """name -> "2 reproduced, 1 worse; 2 of 3 stable" from a lab ``verdicts.json``."""
     import json
     from collections import Counter
 
@@ -36,10 +46,23 @@ def verdict_texts(path: Path) -> dict[str, str] | None:
     for name, entry in doc["regularizers"].items():
         counts = Counter(v["verdict"] for v in entry["verdicts"])
         parts = [f"{n} {SHORT.get(k, k)}" for k, n in sorted(counts.items())]
+        judged = [v["stable"] for v in entry["verdicts"] if v.get("stable") is not None]
+        text = ", ".join(parts)
+        if judged:
+            text += f"; {sum(judged)} of {len(judged)} stable"
         if entry["untestable"]:
-            parts.append(f"{len(entry['untestable'])} claim(s) not testable here")
-        out[name] = ", ".join(parts)
+            text += ("; " if text else "") + f"{len(entry['untestable'])} claim(s) not testable here"
+        out[name] = text
     return out
+
+
+def _seeds_text(path: Path) -> str:
+    import json
+
+    seeds = json.loads(path.read_text()).get("seeds") or []
+    if not seeds:
+        return "no seeds"
+    return f"seeds {seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else f"seeds {seeds}"
 
 
 def render(text: str, verdicts: Path | None = None) -> str:
@@ -49,7 +72,12 @@ def render(text: str, verdicts: Path | None = None) -> str:
     if not sep or END not in rest:
         raise ValueError(f"README needs the markers {START} and {END}")
     _, _, tail = rest.partition(END)
-    table = markdown_table(verdict_texts(verdicts if verdicts is not None else VERDICTS))
+    path = verdicts if verdicts is not None else VERDICTS
+    texts = verdict_texts(path)
+    table = markdown_table(texts)
+    if texts is not None:
+        table = table.replace("| lab verdicts |", f"| {HEADER} |", 1)
+        table = CAPTION.format(seeds=_seeds_text(path)) + "\n\n" + table
     return f"{head}{START}\n{table}\n{END}{tail}"
 
 

@@ -14,7 +14,7 @@ import reglab
 pytest.importorskip("scipy")
 
 from reglab.bench.ab import ABRun, ab, arm_identity, parse_arm_spec  # noqa: E402
-from reglab.bench.verdict import NO_EFFECT, NOT_REPRODUCED, REPRODUCED  # noqa: E402
+from reglab.bench.verdict import NO_EFFECT, REPRODUCED, WORSE  # noqa: E402
 from reglab.cli import main  # noqa: E402
 from tests.bench import _ab_train  # noqa: E402
 from tests.bench._ab_train import train  # noqa: E402
@@ -36,9 +36,10 @@ def test_identical_arm_is_never_reproduced_helpful_one_is(tmp_path):
     assert "<table>" in open(html).read()
 
 
-def test_harmful_arm_is_not_reproduced():
+def test_harmful_arm_is_worse():
     res = ab(train, {"ridge": reglab.L2(0.5), "ols": None}, baseline="ridge", seeds=10, **MSE)
-    assert res.comparisons["ols"].verdict == NOT_REPRODUCED and res.comparisons["ols"].effect > 1.0
+    r = res.comparisons["ols"]
+    assert r.verdict == WORSE and r.effect > 1.0 and "| worse" in "\n".join(" | ".join(row) for row in res.table())
 
 
 def test_resume_reuses_runs_and_never_a_changed_config(tmp_path):

@@ -19,7 +19,7 @@ import reglab
 pytest.importorskip("scipy")
 
 from reglab.bench import runner  # noqa: E402
-from reglab.bench.cli import parse_seeds  # noqa: E402
+from reglab.bench.cli import parse_blocks, parse_seeds  # noqa: E402
 from reglab.bench.runner import ResultStore, RunSpec, record_digest, run_all  # noqa: E402
 from reglab.bench.suite import (  # noqa: E402
     ClaimRef,
@@ -30,7 +30,9 @@ from reglab.bench.suite import (  # noqa: E402
     holds_everywhere,
     specs_for,
 )
-from reglab.bench.verdict import INCONCLUSIVE, NO_EFFECT, NOT_REPRODUCED, REPRODUCED  # noqa: E402
+from reglab.bench.verdict import (  # noqa: E402
+    INCONCLUSIVE, NO_EFFECT, NOT_REPRODUCED, NOT_RUN, REPRODUCED, UNINFORMATIVE, WORSE,
+)  # fmt: skip
 from reglab.cli import main  # noqa: E402
 from reglab.core.paper import Baseline, Claim  # noqa: E402
 
@@ -45,6 +47,18 @@ def test_seeds_count_offset_and_range():
     for bad, offset in (("0", 0), ("5:5", 0), ("a:b", 0), ("x", 0), ("200:210", 5), ("3", -1)):
         with pytest.raises(ValueError, match="seed"):
             parse_seeds(bad, offset, False)
+
+
+def test_blocks_default_two_from_ten_seeds_and_need_five_per_block():
+    assert parse_blocks(None, 20) == 2 and parse_blocks(None, 10) == 2 and parse_blocks(None, 9) == 1
+    assert parse_blocks("4", 20) == 4 and parse_blocks("1", 2) == 1
+    for bad, n in (("0", 20), ("x", 20), ("5", 20), ("3", 2)):
+        with pytest.raises(ValueError, match="blocks"):
+            parse_blocks(bad, n)
+    from reglab.bench.suite import seed_blocks
+
+    assert seed_blocks(range(200, 220), 2) == [tuple(range(200, 210)), tuple(range(210, 220))]
+    assert [len(b) for b in seed_blocks(range(11), 2)] == [6, 5]
 
 
 # ------------------------------------------------------------- results store
@@ -280,6 +294,68 @@ def test_evaluate_judges_each_dataset_against_every_baseline_with_holm():
     assert out[0].comparisons[0].result.n == 12 and out[0].comparisons[0].seeds == tuple(seeds)
     holds = holds_everywhere(out)
     assert holds[0][1].startswith("no (digits: not reproduced; mnist1d: no effect")
+
+
+def test_non_inferiority_claim_whose_control_passes_is_uninformative():
+    ctl = Baseline("no regularizer at all", why="should fail")
+    claim = _claim(kind="non-inferiority", baselines=(Baseline("weight decay", {"name": "l2"}),), control=ctl,
+                   datasets=("digits", "mnist1d"))  # fmt: skip
+    ref = ClaimRef("norm_loss", claim, "")
+    seeds = list(range(10))
+    rng = np.random.default_rng(5)
+    noise = {(ds, s): rng.normal(0, 0.002) for ds in claim.datasets for s in seeds}
+    records = {}
+    for ds in claim.datasets:
+        for s in seeds:
+            arm, base, control = ref.runs(ds, s, False)
+            records[arm.key] = {"metrics": {"test_accuracy": 0.90 + noise[ds, s]}}
+            records[base.key] = {"metrics": {"test_accuracy": 0.90}}
+            # digits: doing nothing is as good (the test cannot fail); mnist1d: the control costs 5 points
+            records[control.key] = {"metrics": {"test_accuracy": 0.90 + (0.0 if ds == "digits" else -0.05) - noise[ds, s]}}
+    out = evaluate([ref], records, seeds, False)
+    assert [o.verdict for o in out] == [UNINFORMATIVE, REPRODUCED]
+    (digits,), (mnist,) = (o.comparisons for o in out)
+    assert digits.control.verdict == REPRODUCED and "negative control (no regularizer at all) passes" in digits.result.note
+    assert mnist.control.verdict == WORSE and mnist.result.verdict == REPRODUCED
+    assert mnist.control.p_adjusted == mnist.control.p_value  # the control is judged unadjusted (lenient)
+    # the report and verdicts.json show the control
+    from reglab.bench.report import control_rows, summary_rows
+
+    rows = control_rows(out)
+    assert rows[0][2] == "no regularizer at all" and rows[0][8].startswith("yes") and rows[1][8] == "no (worse)"
+    assert "no regularizer at all: passes" in summary_rows(out)[0]
+
+
+def test_blocks_stable_scale_and_not_run(tmp_path):
+    ref = ClaimRef("elr", _claim(baselines=(Baseline("plain"),)), "")
+    seeds = list(range(200, 220))
+    # digits: +3 points on every seed (stable); mnist1d: +3 points on the first block, +0.8 on the second
+    records = _store_for(ref, seeds, lambda ds, s: 0.83 + 0.001 * (s % 3) if ds == "digits" or s < 210
+                         else 0.807 + 0.001 * (s % 3), [lambda ds, s: 0.80])  # fmt: skip
+    setup = {"data": "digits: train 1005 / val 252 / test 540; 20% noise", "model": "MLP 64-256-10 (ReLU)",
+             "training": "Adam lr 1e-3, batch 128, 100 epochs"}  # fmt: skip
+    for key in records:
+        records[key]["setup"] = setup
+    out = evaluate([ref], records, seeds, False, blocks=2)
+    assert [o.verdict for o in out] == [REPRODUCED, REPRODUCED]
+    assert out[0].blocks == ((tuple(range(200, 210)), REPRODUCED), (tuple(range(210, 220)), REPRODUCED))
+    assert out[0].stable is True and out[1].stable is False and out[1].blocks[1][1] == NO_EFFECT
+    assert out[0].scale == "digits: train 1005 / val 252 / test 540; MLP 64-256-10 (ReLU); 100 epochs"
+    assert evaluate([ref], records, seeds, False)[0].blocks == ()  # one block: nothing to confirm
+    from reglab.bench.report import blocks_text, write_verdicts
+
+    assert blocks_text(out[0]) == "200–209: reproduced; 210–219: reproduced: stable"
+    doc = json.loads(open(write_verdicts(str(tmp_path), out, seeds=seeds, quick=False, blocks=2)).read())
+    cell = doc["regularizers"]["elr"]["verdicts"][0]
+    assert doc["blocks"] == [list(range(200, 210)), list(range(210, 220))]
+    assert cell["stable"] is True and [b["verdict"] for b in cell["blocks"]] == [REPRODUCED, REPRODUCED]
+    assert cell["baselines"][0]["baseline_mean"] == pytest.approx(0.80) and "MLP" in cell["scale"]
+    # a comparison whose runs were skipped is "not run (why)", not inconclusive
+    key = ref.treated_run("digits", 200, False).key
+    skipped = {ref.treated_run("digits", s, False).key: "skipped: needs the text extra" for s in seeds}
+    kept = {k: v for k, v in records.items() if k not in skipped}
+    o = evaluate([ref], kept, seeds, False, skipped=skipped)[0]
+    assert key in skipped and o.verdict == NOT_RUN and o.comparisons[0].result.note == "skipped: needs the text extra"
 
 
 def test_holm_family_is_the_claim_so_other_claims_never_change_a_verdict():

@@ -37,6 +37,47 @@ def test_every_claim_has_a_role_and_every_outcome_claim_a_baseline_beyond_none()
         assert ref.claim.min_effect is not None, ref.id
 
 
+def test_every_non_inferiority_claim_declares_a_negative_control():
+    """A non-inferiority test that a do-nothing arm also passes shows nothing: each such claim names an
+    arm that should fail it (the suite runs it through the same test and calls the claim uninformative
+    when it passes)."""
+    from reglab.core.paper import Baseline
+
+    missing = [r.id for r in collect_claims() if r.claim.kind == "non-inferiority" and r.claim.control is None]
+    assert not missing, f"non-inferiority claims without Claim.control (an arm that should fail the test): {missing}"
+    for r in collect_claims():
+        if r.claim.control is not None:
+            assert isinstance(r.claim.control, Baseline) and r.claim.control.label and r.claim.control.why, r.id
+    with pytest.raises(ValueError, match="control is for non-inferiority"):
+        Claim("s", "t", "m", min_effect=0.1, control=Baseline("none"))
+
+
+def test_tuning_is_recorded_and_one_sided_tuning_is_named():
+    from reglab.core.paper import Tuned, Tuning
+
+    assert Claim("s", "t", "m").tuning.describe() == "neither the arm nor the baselines tuned"
+    one = Tuning(arm=Tuned("weight", (0.1, 0.3, 1.0), 0.3, "digits seeds 0-4, pruned50_accuracy"))
+    assert one.one_sided and "weight = 0.3 picked from {0.1, 0.3, 1.0}" in one.describe()
+    assert "one-sided" in one.describe()
+    both = Tuning(arm=one.arm, baselines=(("L2", Tuned("weight", (5e-4, 5e-3), 5e-3, "the same seeds")),))
+    assert not both.one_sided and "L2: weight = 0.005" in both.describe()
+    with pytest.raises(TypeError, match="Tuning"):
+        Claim("s", "t", "m", tuning="neither")
+    with pytest.raises(ValueError, match="does not have"):
+        Claim("s", "t", "m", tuning=both)
+
+
+def test_an_arm_tuned_on_development_seeds_gives_its_baselines_the_same_chance():
+    """Equal tuning: a claim whose arm was tuned either tunes a baseline too or has only baselines
+    without a regularizer (nothing to tune)."""
+    one_sided = [
+        r.id for r in collect_claims() if r.claim.tuning.one_sided
+        and any(b.arm is not None for b in r.claim.compared_with)
+    ]
+    assert not one_sided, f"arm tuned, regularized baselines not: {one_sided}"
+    assert any(r.claim.tuning.arm is not None for r in collect_claims())
+
+
 def test_untestable_claim_needs_a_reason_and_is_never_run(monkeypatch):
     with pytest.raises(ValueError, match="untestable_reason"):
         Claim("needs ImageNet", testable=False)
@@ -59,11 +100,13 @@ def test_readme_verdict_column_reads_the_labs_verdicts_file(tmp_path):
     from reglab.docs import START, END, render
 
     path = tmp_path / "verdicts.json"
-    path.write_text(json.dumps({"seeds": [200], "quick": False, "regularizers": {
-        "elr": {"verdicts": [{"claim": "elr#0", "dataset": "digits", "verdict": "reproduced"},
-                             {"claim": "elr#0", "dataset": "mnist1d", "verdict": "not reproduced"}],
+    path.write_text(json.dumps({"seeds": list(range(200, 220)), "quick": False, "regularizers": {
+        "elr": {"verdicts": [{"claim": "elr#0", "dataset": "digits", "verdict": "reproduced", "stable": True},
+                             {"claim": "elr#0", "dataset": "mnist1d", "verdict": "worse", "stable": True},
+                             {"claim": "elr#1", "dataset": "digits", "verdict": "uninformative", "stable": False}],
                 "untestable": [{"claim": "elr#1", "reason": "needs Clothing1M"}]}}}))  # fmt: skip
     text = render(f"x\n{START}\n{END}\ny", path)
     row = next(line for line in text.splitlines() if line.startswith("| `elr`"))
-    assert row.endswith("| 1 not reproduced, 1 reproduced, 1 claim(s) not testable here |")
+    assert row.endswith("| 1 reproduced, 1 uninformative, 1 worse; 2 of 3 stable; 1 claim(s) not testable here |")
+    assert "| lab verdicts (toy scale) |" in text and "(seeds 200–219), at toy scale" in text
     assert "| `l2` |" in text and "no claim yet" in next(line for line in text.splitlines() if line.startswith("| `l2`"))

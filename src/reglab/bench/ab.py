@@ -4,7 +4,7 @@ The lab asks "does it work on digits?"; this asks "does it help *my* model on
 *my* data?" with the same rigor. The user's ``train(arm, seed) -> dict`` runs
 once per arm and seed (the seed must drive the split or fold, the
 initialization and the batch order, so the arms of one seed are paired),
-and the lab's verdict engine (``reglab.bench.verdict``: BCa interval, exact
+and the lab's verdict engine (``reglab.bench.verdict``: bootstrap-t interval, exact
 sign-flip test, Holm across the arms, a smallest effect of interest) judges
 every arm against the baseline. Runs go through the lab's results store: an
 interrupted A/B loses at most the runs in flight, and a changed arm config,

@@ -52,7 +52,7 @@ class ABResult:
             ])  # fmt: skip
         return rows
 
-    COLUMNS = ("arm", "baseline mean", "arm mean", "effect [95% BCa CI]", "p", "p (Holm)", "wins", "P(improvement)", "verdict")
+    COLUMNS = ("arm", "baseline mean", "arm mean", "effect [95% bootstrap-t CI]", "p", "p (Holm)", "wins", "P(improvement)", "verdict")
 
     def __str__(self) -> str:
         head = (
@@ -93,7 +93,7 @@ def _plots(result: ABResult, out_dir: str) -> list[tuple[str, str]]:
     ax.axvspan(-delta, delta, color="0.85", zorder=0, label=f"±δ (δ = {delta:g})")
     ax.axvline(sign * delta, color="C2", ls="--", lw=0.8, label="claimed direction, δ")
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel(f"{result.metric}: arm − {result.baseline} (mean over seeds, 95% BCa interval)")
+    ax.set_xlabel(f"{result.metric}: arm − {result.baseline} (mean over seeds, 95% bootstrap-t interval)")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     rel = os.path.join("plots", "effects.png")

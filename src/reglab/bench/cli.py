@@ -11,6 +11,26 @@ from typing import Any
 
 DEFAULT_OUT = "reglab-bench"
 DEFAULT_SEEDS, QUICK_SEEDS = 10, 2
+#: below this many seeds the default is one block (two blocks of fewer than 5 seeds decide nothing)
+MIN_SEEDS_FOR_BLOCKS = 10
+
+
+def parse_blocks(text: str | None, n_seeds: int) -> int:
+    """``--blocks``: a number of consecutive seed blocks; default 2 with at least 10 seeds, else 1."""
+    if text is None:
+        return 2 if n_seeds >= MIN_SEEDS_FOR_BLOCKS else 1
+    try:
+        k = int(text)
+    except ValueError:
+        raise ValueError(f"--blocks takes a number of seed blocks, got {text!r}") from None
+    if not 1 <= k <= n_seeds:
+        raise ValueError(f"--blocks must be between 1 and the number of seeds ({n_seeds}), got {k}")
+    if k > 1 and n_seeds // k < 5:
+        raise ValueError(
+            f"--blocks {k} leaves blocks of {n_seeds // k} seed(s); the exact test needs 5 per block to decide "
+            f"anything: use more seeds or fewer blocks"
+        )
+    return k
 
 
 def parse_seeds(text: str | None, offset: int, quick: bool) -> list[int]:
@@ -62,6 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--seed-offset", type=int, default=0, metavar="K",
         help="first seed (default 0); use seeds nobody tuned on, e.g. --seeds 10 --seed-offset 200",
+    )  # fmt: skip
+    b.add_argument(
+        "--blocks", metavar="K",
+        help="also judge the seeds in K consecutive blocks (confirmation: a verdict is stable when every block "
+        f"gives the pooled one); default 2 with {MIN_SEEDS_FOR_BLOCKS} or more seeds, else 1",
     )  # fmt: skip
     b.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default ./{DEFAULT_OUT})")
     b.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: the available cores)")
@@ -206,6 +231,7 @@ class _Progress:
         self.tty = sys.stdout.isatty()
         self._rich: Any = None
         self.n = self.total = 0
+        self.ran = 0  # runs that trained (not skipped): the ETA's rate counts only these
         self.t0 = time.perf_counter()
 
     def start(self, todo: int, done: int) -> None:
@@ -220,16 +246,23 @@ class _Progress:
             )  # fmt: skip
             self._rich.start()
             self._bar = self._rich.add_task("bench", total=todo)
+            self._bar_total = todo
 
     def done(self, spec, rec: dict[str, Any]) -> None:
         self.n += 1
         status = rec["status"] if rec["status"] != "ok" else f"{rec.get('seconds', 0):.1f}s"
         if self._rich is not None:
-            self._rich.update(self._bar, advance=1, description=f"{spec.label} ({status})")
+            if rec["status"] == "skipped":  # no training: out of the bar, so the ETA's rate counts runs that train
+                self._bar_total = max(1, self._bar_total - 1)
+                self._rich.update(self._bar, total=self._bar_total, description=f"{spec.label} (skipped)")
+            else:
+                self._rich.update(self._bar, advance=1, description=f"{spec.label} ({status})")
             return
+        if rec["status"] != "skipped":
+            self.ran += 1
         elapsed = time.perf_counter() - self.t0
-        eta = elapsed / self.n * (self.total - self.n)
-        print(f"[{self.n}/{self.total}] {spec.label}: {status}  (ETA {eta:.0f}s)", flush=True)
+        eta = f"ETA {elapsed / self.ran * (self.total - self.n):.0f}s" if self.ran else "ETA –"
+        print(f"[{self.n}/{self.total}] {spec.label}: {status}  ({eta})", flush=True)
 
     def close(self) -> None:
         if self._rich is not None:
@@ -266,6 +299,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         seeds = parse_seeds(args.seeds, args.seed_offset, args.quick)
+        blocks = parse_blocks(args.blocks, len(seeds))
     except ValueError as e:
         return _err(str(e))
     jobs = default_jobs() if args.jobs is None else args.jobs
@@ -316,11 +350,12 @@ def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int) ->
         )  # fmt: skip
     finally:
         progress.close()
-    outcomes = evaluate(refs, store.records, seeds, args.quick)
+    skipped = {r["key"]: f"{r['status']}: {r.get('error', '')}" for r in not_run if r.get("key")}
+    outcomes = evaluate(refs, store.records, seeds, args.quick, blocks=blocks, skipped=skipped)
     records = [store.records[s.key] for s in specs if s.key in store.records]
     md, html = write_report(
         args.out, outcomes, records, not_run=not_run, seeds=seeds, quick=args.quick,
-        wall_seconds=time.perf_counter() - t0,
+        wall_seconds=time.perf_counter() - t0, blocks=blocks,
     )  # fmt: skip
     _print_verdicts(outcomes)
     print(f"report: {md}\n        {html}")
@@ -334,7 +369,10 @@ def _print_verdicts(outcomes) -> None:
     from reglab.bench.report import SUMMARY_COLUMNS, summary_rows
 
     rows = summary_rows(outcomes)
-    keep = (0, 1, 4, 7, 8, 9, 10)  # claim, regularizer, task configuration, dataset, verdicts, CPU; the rest is in report.md
+    # claim, regularizer, task configuration, dataset, verdicts, blocks, CPU; the rest is in report.md
+    names = ("claim", "regularizer", "task", "dataset", "verdict", "seed blocks",
+             "against each baseline (baseline mean → regularized mean)", "control", "CPU time ×")  # fmt: skip
+    keep = [SUMMARY_COLUMNS.index(n) for n in names]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -344,13 +382,15 @@ def _print_verdicts(outcomes) -> None:
             table.add_row(*(row[i] for i in keep))
         Console().print(table)
         return
+    print("  " + " | ".join(SUMMARY_COLUMNS[i] for i in keep))
     for row in rows:
         print("  " + " | ".join(row[i] for i in keep))
 
 
-def verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], str]:
+def verdicts_from(path: str | None, names: list[str], *, with_scale: bool = False) -> dict[tuple[str, int], str]:
     """Verdict per (name, claim index) from a results file, over every seed it holds
-    for this version of the code (full runs preferred over quick ones)."""
+    for this version of the code (full runs preferred over quick ones): each dataset's verdict,
+    "stable" when both halves of the seeds give it, and with ``with_scale`` the scale of its runs."""
     if not path:
         return {}
     from reglab.bench.suite import collect_claims, evaluate, holds_everywhere
@@ -369,9 +409,17 @@ def verdicts_from(path: str | None, names: list[str]) -> dict[tuple[str, int], s
         seeds = sorted({int(r["seed"]) for r in store.records.values() if bool(r.get("quick")) == quick})
         if not seeds:
             continue
-        outcomes = [o for o in evaluate(refs, store.records, seeds, quick) if o.comparisons[0].result.n]
+        blocks = parse_blocks(None, len(seeds))
+        outcomes = [o for o in evaluate(refs, store.records, seeds, quick, blocks=blocks) if o.comparisons[0].result.n]
         for ref, _ in holds_everywhere(outcomes):
             mine = [o for o in outcomes if o.ref.id == ref.id]
-            text = ", ".join(f"{o.verdict} on {o.dataset}" for o in mine)
-            out[(ref.regularizer, ref.index)] = text + (" (quick)" if quick else "")
+            texts = []
+            for o in mine:
+                text = f"{o.verdict} on {o.dataset}"
+                if o.stable is not None:
+                    text += " (stable)" if o.stable else " (not stable)"
+                if with_scale and o.scale:
+                    text += f" [scale: {o.scale}]"
+                texts.append(text)
+            out[(ref.regularizer, ref.index)] = ", ".join(texts) + (" (quick)" if quick else "")
     return out

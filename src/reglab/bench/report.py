@@ -24,17 +24,26 @@ from typing import Any
 
 from reglab.bench.runner import arm_label, versions
 from reglab.bench.suite import ClaimOutcome, Comparison, coverage, holds_everywhere, untestable_claims
-from reglab.bench.verdict import ALPHA, REPRODUCED, RULE, TEST_NAME
+from reglab.bench.verdict import (
+    ALPHA, NO_EFFECT, NOT_REPRODUCED, NOT_RUN, REPRODUCED, RULE, TEST_NAME, UNINFORMATIVE, WORSE,
+)  # fmt: skip
 
-__all__ = ["write_report", "summary_rows", "detail_rows", "SUMMARY_COLUMNS", "DETAIL_COLUMNS"]
+__all__ = [
+    "write_report", "write_verdicts", "summary_rows", "detail_rows", "control_rows", "blocks_text",
+    "SUMMARY_COLUMNS", "DETAIL_COLUMNS", "CONTROL_COLUMNS",
+]  # fmt: skip
 
 SUMMARY_COLUMNS = (
-    "claim", "regularizer", "paper", "statement", "task", "kind", "δ", "dataset", "verdict",
-    "against each baseline", "CPU time ×",
+    "claim", "regularizer", "paper", "statement", "task", "kind", "δ", "dataset", "verdict", "seed blocks",
+    "against each baseline (baseline mean → regularized mean)", "control", "scale", "CPU time ×",
 )  # fmt: skip
 DETAIL_COLUMNS = (
-    "claim", "dataset", "baseline", "metric", "baseline mean", "regularized mean", "effect [95% BCa CI]",
+    "claim", "dataset", "baseline", "metric", "baseline mean", "regularized mean", "effect [95% bootstrap-t CI]",
     "p", "p (Holm)", "wins", "P(better)", "verdict", "n",
+)  # fmt: skip
+CONTROL_COLUMNS = (
+    "claim", "dataset", "control", "baseline", "baseline mean", "control mean", "effect [95% bootstrap-t CI]",
+    "p (unadjusted)", "control passes?", "claim's verdict",
 )  # fmt: skip
 
 
@@ -61,11 +70,44 @@ def _overhead(c: Comparison) -> str:
     return "–" if not math.isfinite(med) else f"{med:.2f} [{q1:.2f}–{q3:.2f}]"
 
 
+def _seed_span(seeds: Sequence[int]) -> str:
+    seeds = list(seeds)
+    if not seeds:
+        return "–"
+    return f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+
+
+def blocks_text(o: ClaimOutcome) -> str:
+    """``"200–209: reproduced; 210–219: reproduced: stable"``, or "–" without blocks."""
+    if not o.blocks:
+        return "–" if o.ref.claim.paired_over == "seeds" else "– (deterministic: paired over units)"
+    text = "; ".join(f"{_seed_span(seeds)}: {v}" for seeds, v in o.blocks)
+    return text + (": stable" if o.stable else ": not stable")
+
+
+def control_text(o: ClaimOutcome) -> str:
+    ctl = o.ref.claim.control
+    if ctl is None:
+        return "–"
+    results = [k.control for k in o.comparisons if k.control is not None]
+    if not results:
+        return f"{ctl.label}: not evaluated"
+    verdicts = ", ".join(dict.fromkeys("passes" if r.verdict == REPRODUCED else f"fails ({r.verdict})" for r in results))
+    return f"{ctl.label}: {verdicts}"
+
+
+def _against(k: Comparison) -> str:
+    r = k.result
+    if r.verdict == NOT_RUN:
+        return f"not run vs {k.baseline.label} ({r.note})"
+    return f"{r.verdict} vs {k.baseline.label} ({_f(r.baseline_mean)} → {_f(r.arm_mean)})"
+
+
 def summary_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
     rows = []
     for o in outcomes:
         c = o.ref.claim
-        against = "; ".join(f"{k.result.verdict} vs {k.baseline.label}" for k in o.comparisons)
+        against = "; ".join(_against(k) for k in o.comparisons)
         rows.append([
             o.ref.id,
             arm_label(o.ref.arm()),
@@ -76,9 +118,29 @@ def summary_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
             _f(c.min_effect, 3) + f" {c.metric}" if c.min_effect is not None else "none declared",
             o.dataset,
             o.verdict,
+            blocks_text(o),
             against,
+            control_text(o),
+            o.scale or "–",
             _overhead(o.comparisons[0]),
         ])  # fmt: skip
+    return rows
+
+
+def control_rows(outcomes: Sequence[ClaimOutcome]) -> list[list[str]]:
+    """One row per (claim, dataset, baseline) of a claim with a negative control."""
+    rows = []
+    for o in outcomes:
+        for k in o.comparisons:
+            r = k.control
+            if r is None:
+                continue
+            ci = f" [{_f(r.ci_low, 3)}, {_f(r.ci_high, 3)}]" if math.isfinite(r.ci_low) else ""
+            rows.append([
+                o.ref.id, o.dataset, o.ref.claim.control.label if o.ref.claim.control else "?", k.baseline.label,
+                _f(r.baseline_mean), _f(r.arm_mean), f"{_f(r.effect, 3)}{ci}", _f(r.p_value, 2),
+                "yes: the test cannot fail" if r.verdict == REPRODUCED else f"no ({r.verdict})", k.result.verdict,
+            ])  # fmt: skip
     return rows
 
 
@@ -195,7 +257,11 @@ def _html_table(columns: Sequence[str], rows: list[list[str]], verdict_col: int)
     h = ["<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"]
     for row in rows:
         v = row[verdict_col]
-        cls = "rep" if v.startswith(REPRODUCED) else "not" if v.startswith("not") else "none" if v.startswith("no effect") else ""
+        cls = (
+            "rep" if v.startswith(REPRODUCED) else "worse" if v.startswith(WORSE)
+            else "skip" if v.startswith(NOT_RUN) else "not" if v.startswith(NOT_REPRODUCED)
+            else "none" if v.startswith(NO_EFFECT) else "uninf" if v.startswith(UNINFORMATIVE) else ""
+        )  # fmt: skip
         h.append(f"<tr class='{cls}'>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
     h.append("</table>")
     return h
@@ -210,10 +276,15 @@ def write_report(
     seeds: Sequence[int],
     quick: bool,
     wall_seconds: float | None = None,
+    blocks: int = 1,
 ) -> tuple[str, str]:
     """Write ``report.md``, ``report.html`` and ``verdicts.json`` into ``out_dir``; return the first two paths."""
-    write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick)
-    arm_keys = frozenset(k for o in outcomes for b in o.ref.claim.compared_with for k in b.task_args)
+    write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick, blocks=blocks)
+    arm_keys = frozenset(
+        k for o in outcomes
+        for b in (*o.ref.claim.compared_with, *((o.ref.claim.control,) if o.ref.claim.control else ()))
+        for k in b.task_args
+    )  # fmt: skip
     plots = _plots(records, out_dir, arm_keys) if records else []
     v = versions()
     counts: dict[str, int] = defaultdict(int)
@@ -228,6 +299,9 @@ def write_report(
     )
     n_cmp = sum(len(o.comparisons) for o in outcomes)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no claims evaluated"
+    judged = [o for o in outcomes if o.stable is not None]
+    if judged:
+        summary += f"; {sum(bool(o.stable) for o in judged)} of {len(judged)} stable across the seed blocks"
     with_claims, without = coverage()
     cover = (
         f"Claims for {len(with_claims)} of {len(with_claims) + len(without)} registered regularizers "
@@ -244,6 +318,16 @@ def write_report(
         "CPU time × = median [IQR] over seeds of the regularized arm's process CPU time per training step "
         "divided by the first baseline's (one thread per worker).",
         "Model selection (early stopping) uses the validation split only; no metric selects on test.",
+        f"Seed blocks: the seeds are also judged in {blocks} consecutive block(s), each alone (Holm within the "
+        "claim per block); a cell is stable when every block gives the pooled verdict. Claims paired over "
+        "units are deterministic and have no blocks." if blocks > 1 else
+        "Seed blocks: none (one block; `reglab bench --blocks K` splits the seeds).",
+        "Negative controls: each non-inferiority claim runs an arm that should fail (no regularizer, a plain "
+        "warm start, a much stronger penalty) through the same test against the same baseline; when the "
+        "control passes too, the claim is uninformative.",
+        "Scale: each row names the data, model and epochs of its runs. Every verdict here is at toy scale "
+        "(8×8 digits, MNIST-1D, STS sentences; small MLPs and CNNs, minutes of CPU): evidence about the "
+        "method at this scale, not about ImageNet-size training.",
     ]
     if quick:
         method.append("This is a quick smoke run (a few epochs per run, 2 seeds): its verdicts are not evidence.")
@@ -259,6 +343,7 @@ def write_report(
         for ref in refs if ref.claim.min_effect
     ]  # fmt: skip
     why = {(ref.id, b.label): b.why for ref in refs for b in ref.claim.compared_with if b.why}
+    tuning = [(ref.id, ref.claim.tuning.describe()) for ref in refs]
 
     md = ["# reglab bench report", "", head, "", f"**Verdicts** (claim × dataset): {summary}.", "", cover, ""]
     md += ["## How to read it", ""] + [f"- {m}" for m in method] + [""]
@@ -266,6 +351,11 @@ def write_report(
     md += ["", "## Does it hold on every dataset?", ""]
     md += _md_table(("claim", "regularizer", "statement", "datasets", "holds on all"), holds_rows)
     md += ["", "## Every comparison", ""] + _md_table(DETAIL_COLUMNS, detail_rows(outcomes))
+    controls = control_rows(outcomes)
+    if controls:
+        md += ["", "## Negative controls (non-inferiority claims)", ""] + _md_table(CONTROL_COLUMNS, controls)
+    md += ["", "## Tuning (what was tuned before the verdict seeds, for the arm and the baselines)", ""]
+    md += [f"- **{i}**: {t}" for i, t in tuning]
     md += ["", "## Smallest effects of interest", ""] + [f"- **{i}**: δ = {d}: {r}" for i, d, r in deltas]
     md += ["", "## Baselines and why a practitioner would use them", ""]
     md += [f"- **{i}**, {label}: {w}" for (i, label), w in why.items()]
@@ -291,7 +381,8 @@ def write_report(
         "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;"
         "padding:3px 5px;vertical-align:top}th{background:#f3f3f3}.rep{background:#e5f5e0}"
-        ".not{background:#fde0dd}.none{background:#eef}img{max-width:48%;margin:4px}</style></head><body>",
+        ".not{background:#fde0dd}.worse{background:#f4a6a0}.none{background:#eef}.uninf{background:#eee}"
+        ".skip{color:#888}img{max-width:48%;margin:4px}</style></head><body>",
         "<h1>reglab bench report</h1>",
         f"<p>{esc(head)}</p><p><b>Verdicts</b> (claim × dataset): {esc(summary)}.</p><p>{esc(cover)}</p>",
         "<h2>How to read it</h2><ul>" + "".join(f"<li>{esc(m)}</li>" for m in method) + "</ul>",
@@ -301,6 +392,9 @@ def write_report(
         *_html_table(("claim", "regularizer", "statement", "datasets", "holds on all"), holds_rows, 4),
         "<h2>Every comparison</h2>",
         *_html_table(DETAIL_COLUMNS, detail_rows(outcomes), DETAIL_COLUMNS.index("verdict")),
+        *(["<h2>Negative controls (non-inferiority claims)</h2>",
+           *_html_table(CONTROL_COLUMNS, controls, CONTROL_COLUMNS.index("claim's verdict"))] if controls else []),
+        "<h2>Tuning</h2><ul>" + "".join(f"<li><b>{esc(i)}</b>: {esc(t)}</li>" for i, t in tuning) + "</ul>",
         "<h2>Smallest effects of interest</h2><ul>"
         + "".join(f"<li><b>{esc(i)}</b>: δ = {esc(d)}: {esc(r)}</li>" for i, d, r in deltas) + "</ul>",
         "<h2>Baselines</h2><ul>"
@@ -336,21 +430,51 @@ def write_report(
 VERDICTS_FILE = "verdicts.json"
 
 
-def write_verdicts(out_dir: str, outcomes: Sequence[ClaimOutcome], *, seeds: Sequence[int], quick: bool) -> str:
-    """``verdicts.json``: per registered name, its claim × dataset verdicts and its untestable claims.
+def write_verdicts(
+    out_dir: str, outcomes: Sequence[ClaimOutcome], *, seeds: Sequence[int], quick: bool, blocks: int = 1
+) -> str:
+    """``verdicts.json``: per registered name, its claim × dataset verdicts (pooled, per seed block,
+    stable or not, the control's result, the baselines' means, the scale) and its untestable claims.
 
     The README's registry table (``python -m reglab.docs``) reads this file, so the library's docs
     show the lab's verdicts without importing the lab."""
     import json
 
+    def num(x: float) -> float | None:
+        return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
     names: dict[str, dict[str, Any]] = {}
     for o in outcomes:
         entry = names.setdefault(o.ref.regularizer, {"verdicts": [], "untestable": []})
-        entry["verdicts"].append({"claim": o.ref.id, "dataset": o.dataset, "verdict": o.verdict})
+        cell: dict[str, Any] = {
+            "claim": o.ref.id, "dataset": o.dataset, "verdict": o.verdict,
+            "blocks": [{"seeds": list(b), "verdict": v} for b, v in o.blocks], "stable": o.stable,
+            "scale": o.scale, "tuning": o.ref.claim.tuning.describe(),
+            "baselines": [
+                {"label": k.baseline.label, "verdict": k.result.verdict, "baseline_mean": num(k.result.baseline_mean),
+                 "arm_mean": num(k.result.arm_mean), "n": k.result.n, **({"note": k.result.note} if k.result.note else {})}
+                for k in o.comparisons
+            ],
+        }  # fmt: skip
+        controls = [k.control for k in o.comparisons if k.control is not None]
+        if o.ref.claim.control is not None:
+            cell["control"] = {
+                "label": o.ref.claim.control.label,
+                "verdicts": [r.verdict for r in controls],
+                "passes": any(r.verdict == "reproduced" for r in controls),
+            }
+        entry["verdicts"].append(cell)
     for ref in untestable_claims():
         entry = names.setdefault(ref.regularizer, {"verdicts": [], "untestable": []})
         entry["untestable"].append({"claim": ref.id, "reason": ref.claim.untestable_reason})
-    doc = {"seeds": list(seeds), "quick": quick, "regularizers": dict(sorted(names.items()))}
+    from reglab.bench.suite import seed_blocks
+
+    doc = {
+        "seeds": list(seeds), "quick": quick,
+        "blocks": [list(b) for b in seed_blocks(seeds, blocks)] if seeds else [],
+        "scale": "toy: 8×8 digits, MNIST-1D, STS sentences; small MLPs and CNNs trained for minutes on a CPU",
+        "regularizers": dict(sorted(names.items())),
+    }  # fmt: skip
     path = os.path.join(out_dir, VERDICTS_FILE)
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)

@@ -323,7 +323,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     try:
         res = fn(spec.arm, seed=spec.seed, quick=spec.quick, **data, **spec.task_args)
     except (TaskUnavailable, ModuleNotFoundError) as e:
-        return {**base, "status": "skipped", "error": str(e)}
+        # the status already says "skipped"; some messages (IndexSkipped) start with it too
+        return {**base, "status": "skipped", "error": _strip_prefix(str(e), "skipped:")}
     except Exception as e:  # a failing run must not take the suite down
         return {**base, "status": "error", "error": _error_text(e)}
     seconds = res.seconds if math.isfinite(res.seconds) else time.perf_counter() - t0
@@ -340,6 +341,10 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "environment": versions(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _strip_prefix(text: str, prefix: str) -> str:
+    return text[len(prefix):].lstrip() if text.lower().startswith(prefix) else text
 
 
 def _error_text(e: BaseException) -> str:

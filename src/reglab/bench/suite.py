@@ -5,27 +5,39 @@ each claim, dataset and seed the treated arm runs once and each of its
 baselines once (runs with the same key are shared between claims and
 baselines). A comparison is one (claim, dataset, baseline); its verdict
 comes from ``reglab.bench.verdict``, Holm-corrected across every
-comparison of the report. A claim holds on a dataset when it is reproduced
+comparison of the claim. A claim holds on a dataset when it is reproduced
 against every baseline there, and holds overall when it holds on every
 dataset.
+
+A non-inferiority claim's negative control (``Claim.control``) runs beside
+it and goes through the same test against each baseline (its raw p, no
+Holm: the lenient check, so a test that cannot fail is caught); when it
+passes, the claim's reproduced verdict becomes "uninformative".
+
+Confirmation blocks: the seeds split into consecutive blocks, each judged
+alone as well as all together; a cell is stable when every block gives the
+pooled verdict. A comparison with no finished run is "not run", with why.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from reglab.bench.runner import RunSpec, arm_label
 from reglab.bench.verdict import (
     INCONCLUSIVE,
-    NO_EFFECT,
-    NOT_REPRODUCED,
+    NON_INFERIORITY,
+    NOT_RUN,
     REPRODUCED,
+    UNINFORMATIVE,
     PairedResult,
     holm_adjust,
     paired_comparison,
+    weakest,
 )
 from reglab.core.paper import Baseline, Claim
 
@@ -40,6 +52,8 @@ __all__ = [
     "evaluate",
     "holds_everywhere",
     "coverage",
+    "seed_blocks",
+    "scale_of",
 ]
 
 
@@ -72,10 +86,13 @@ class ClaimRef:
         return RunSpec(self.claim.task, args, baseline.arm, self._seed(seed), quick, dataset)
 
     def runs(self, dataset: str, seed: int, quick: bool) -> list[RunSpec]:
-        """Every run the claim needs for one dataset and seed: the treated arm, then each baseline."""
-        return [self.treated_run(dataset, seed, quick)] + [
+        """Every run the claim needs for one dataset and seed: the treated arm, each baseline, the control."""
+        runs = [self.treated_run(dataset, seed, quick)] + [
             self.baseline_run(b, dataset, seed, quick) for b in self.claim.compared_with
         ]
+        if self.claim.control is not None:
+            runs.append(self.baseline_run(self.claim.control, dataset, seed, quick))
+        return runs
 
 
 def _short_cite(cls: type) -> str:
@@ -173,26 +190,72 @@ class Comparison:
     result: PairedResult
     seeds: tuple[int, ...]
     cpu_overhead: tuple[float, float, float]  # median, first and third quartile over seeds of arm / baseline step CPU time
+    control: PairedResult | None = None  # the claim's negative control through the same test (non-inferiority)
 
 
 @dataclass(frozen=True)
 class ClaimOutcome:
-    """A claim on one dataset: its comparisons and the verdict against all its baselines."""
+    """A claim on one dataset: its comparisons and the verdict against all its baselines.
+
+    ``blocks`` holds (seeds, verdict) per confirmation block when the seeds
+    were split (empty otherwise, and for claims paired over units); ``scale``
+    names the data, model and epochs of the claim's runs (from their setup)."""
 
     ref: ClaimRef
     dataset: str
     comparisons: tuple[Comparison, ...]
+    blocks: tuple[tuple[tuple[int, ...], str], ...] = ()
+    scale: str = ""
 
     @property
     def verdict(self) -> str:
         """Reproduced only against every baseline; otherwise the weakest verdict among them
-        (not reproduced < no effect < inconclusive)."""
-        order = {NOT_REPRODUCED: 0, NO_EFFECT: 1, INCONCLUSIVE: 2, REPRODUCED: 3}
-        return min((c.result.verdict for c in self.comparisons), key=order.__getitem__)
+        (``reglab.bench.verdict.VERDICT_ORDER``: worse lowest)."""
+        return weakest([c.result.verdict for c in self.comparisons])
+
+    @property
+    def stable(self) -> bool | None:
+        """Every block's verdict equals the pooled one (None without blocks)."""
+        if not self.blocks:
+            return None
+        return all(v == self.verdict for _, v in self.blocks)
 
     @property
     def beaten(self) -> list[str]:
         return [c.baseline.label for c in self.comparisons if c.result.verdict == REPRODUCED]
+
+
+def seed_blocks(seeds: Sequence[int], blocks: int) -> list[tuple[int, ...]]:
+    """``seeds`` split into ``blocks`` consecutive blocks of (nearly) equal size."""
+    seeds = list(seeds)
+    if not 1 <= blocks <= max(1, len(seeds)):
+        raise ValueError(f"blocks must be between 1 and the number of seeds ({len(seeds)}), got {blocks}")
+    size, extra = divmod(len(seeds), blocks)
+    out, start = [], 0
+    for i in range(blocks):
+        stop = start + size + (1 if i < extra else 0)
+        out.append(tuple(seeds[start:stop]))
+        start = stop
+    return out
+
+
+_EPOCHS = re.compile(r"(\d+)\s+(?:dense warm-up\s+)?epochs")
+
+
+def scale_of(setup: dict[str, Any] | None) -> str:
+    """"digits: train 1005 / val 252 / test 540; MLP 64-256-10 (ReLU); 60 epochs" from a run's setup:
+    the first clause of its data and model, and every epoch count its training names."""
+    if not setup:
+        return ""
+    parts = []
+    for key in ("data", "model"):
+        text = str(setup.get(key) or "").split(";")[0].strip()
+        if text:
+            parts.append(text)
+    epochs = _EPOCHS.findall(str(setup.get("training") or ""))
+    if epochs:
+        parts.append(" + ".join(epochs) + " epochs")
+    return "; ".join(parts)
 
 
 def _metric(rec: dict[str, Any], name: str) -> float:
@@ -254,40 +317,71 @@ def _ratio(a: Any, b: Any) -> float:
     return float(a) / float(b)
 
 
-def evaluate(
-    refs: Iterable[ClaimRef], records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool
-) -> list[ClaimOutcome]:
-    """Verdicts of every claim on every dataset from stored records, Holm-corrected within each claim.
+def _paired_values(
+    ref: ClaimRef, arm_of: Any, baseline: Baseline, dataset: str, records: dict[str, dict[str, Any]],
+    seeds: Sequence[int], quick: bool, metric: str,
+) -> tuple[list[float], list[float], list[int], list[float]]:
+    """(arm values, baseline values, seeds used, CPU-time ratios) over the seeds whose two runs are stored;
+    ``arm_of(dataset, seed)`` gives the arm's run spec (the treated arm or the control)."""
+    c = ref.claim
+    arm_vals, base_vals, used, ratios = [], [], [], []
+    for seed in seeds:
+        ra = records.get(arm_of(dataset, seed).key)
+        rb = records.get(ref.baseline_run(baseline, dataset, seed, quick).key)
+        if ra is None or rb is None:
+            continue
+        if c.at_equal_cpu_time:
+            a, b = equal_cpu_time_values(ra, rb, c.metric)
+        else:
+            a, b = _metric(ra, metric), _metric(rb, baseline.metric or c.metric)
+        arm_vals.append(a)
+        base_vals.append(b)
+        used.append(seed)
+        ratios.append(_ratio(ra.get("step_cpu_seconds"), rb.get("step_cpu_seconds")))
+    return arm_vals, base_vals, used, ratios
 
-    A seed enters a comparison only when both of its runs are stored; a
-    metric missing from a run counts as not finite (inconclusive).
-    """
-    pending: list[tuple[ClaimRef, str, Baseline, PairedResult, tuple[int, ...], tuple[float, float, float]]] = []
+
+def _not_run(result: PairedResult, why: str) -> PairedResult:
+    return replace(result, verdict=NOT_RUN, seeds_needed=None, note=why)
+
+
+def _evaluate_seeds(
+    refs: Sequence[ClaimRef], records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool,
+    skipped: Mapping[str, str],
+) -> list[ClaimOutcome]:
+    pending: list[tuple[ClaimRef, str, Baseline, PairedResult, tuple[int, ...], tuple[float, float, float],
+                        PairedResult | None, str]] = []
     for ref in refs:
         c = ref.claim
         for dataset in c.datasets:
             for baseline in c.compared_with:
-                arm_vals, base_vals, used, ratios = [], [], [], []
+                ratios: list[float] = []
+                control = None
                 if c.paired_over == "units":
                     arm_vals, base_vals, used = _unit_values(ref, baseline, dataset, records, seeds, quick)
-                for seed in seeds if c.paired_over == "seeds" else ():
-                    ra = records.get(ref.treated_run(dataset, seed, quick).key)
-                    rb = records.get(ref.baseline_run(baseline, dataset, seed, quick).key)
-                    if ra is None or rb is None:
-                        continue
-                    if c.at_equal_cpu_time:
-                        a, b = equal_cpu_time_values(ra, rb, c.metric)
-                    else:
-                        a, b = _metric(ra, c.metric), _metric(rb, baseline.metric or c.metric)
-                    arm_vals.append(a)
-                    base_vals.append(b)
-                    used.append(seed)
-                    ratios.append(_ratio(ra.get("step_cpu_seconds"), rb.get("step_cpu_seconds")))
+                else:
+                    arm_vals, base_vals, used, ratios = _paired_values(
+                        ref, lambda ds, s: ref.treated_run(ds, s, quick), baseline, dataset, records, seeds, quick,
+                        c.metric,
+                    )  # fmt: skip
                 if c.min_effect is None:
                     result = _no_delta(arm_vals, base_vals, c)
                 else:
                     result = paired_comparison(arm_vals, base_vals, c.direction, kind=c.kind, min_effect=c.min_effect)
-                pending.append((ref, dataset, baseline, result, tuple(used), _quartiles(ratios)))
+                    if c.control is not None and c.paired_over == "seeds":
+                        ctl = c.control
+                        cv, bv, _, _ = _paired_values(
+                            ref, lambda ds, s, ctl=ctl: ref.baseline_run(ctl, ds, s, quick), baseline, dataset,
+                            records, seeds, quick, ctl.metric or c.metric,
+                        )  # fmt: skip
+                        control = paired_comparison(cv, bv, c.direction, kind=NON_INFERIORITY, min_effect=c.min_effect)
+                why = ""
+                if not used:
+                    keys = [ref.treated_run(dataset, s, quick).key for s in seeds]
+                    keys += [ref.baseline_run(baseline, dataset, s, quick).key for s in seeds]
+                    reasons = list(dict.fromkeys(skipped[k] for k in keys if k in skipped))
+                    why = "; ".join(reasons) or "no finished run of this comparison for these seeds"
+                pending.append((ref, dataset, baseline, result, tuple(used), _quartiles(ratios), control, why))
     # Holm within each claim, over its datasets and baselines (a claim without δ is not tested): the
     # family is the claim, so a verdict never depends on which other claims share the report.
     adjusted = [p[3] for p in pending]
@@ -298,9 +392,15 @@ def evaluate(
     for members in families.values():
         for i, res in zip(members, holm_adjust([pending[i][3] for i in members])):
             adjusted[i] = res
-    comparisons = [
-        Comparison(ref, ds, b, res, used, ov) for (ref, ds, b, _, used, ov), res in zip(pending, adjusted)
-    ]
+    comparisons = []
+    for (ref, ds, b, _, used, ov, control, why), res in zip(pending, adjusted):
+        if why:
+            res = _not_run(res, why)
+        elif control is not None and res.verdict == REPRODUCED and control.verdict == REPRODUCED:
+            label = ref.claim.control.label if ref.claim.control else "control"
+            res = replace(res, verdict=UNINFORMATIVE, note=f"its negative control ({label}) passes the same test "
+                          "(the test could not have failed)")  # fmt: skip
+        comparisons.append(Comparison(ref, ds, b, res, used, ov, control))
     outcomes: list[ClaimOutcome] = []
     for comp in comparisons:
         if outcomes and outcomes[-1].ref == comp.ref and outcomes[-1].dataset == comp.dataset:
@@ -308,6 +408,42 @@ def evaluate(
         else:
             outcomes.append(ClaimOutcome(comp.ref, comp.dataset, (comp,)))
     return outcomes
+
+
+def _scale(ref: ClaimRef, dataset: str, records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool) -> str:
+    for seed in seeds:
+        rec = records.get(ref.treated_run(dataset, seed, quick).key)
+        if rec is not None and rec.get("setup"):
+            return scale_of(rec["setup"])
+    return ""
+
+
+def evaluate(
+    refs: Iterable[ClaimRef], records: dict[str, dict[str, Any]], seeds: Sequence[int], quick: bool,
+    *, blocks: int = 1, skipped: Mapping[str, str] | None = None,
+) -> list[ClaimOutcome]:
+    """Verdicts of every claim on every dataset from stored records, Holm-corrected within each claim.
+
+    A seed enters a comparison only when both of its runs are stored; a
+    metric missing from a run counts as not finite (inconclusive); a
+    comparison without any stored pair is "not run", with the reason from
+    ``skipped`` (run key -> why) when there is one. With ``blocks`` > 1 the
+    seeds are also judged block by block (``ClaimOutcome.blocks``).
+    """
+    refs = list(refs)
+    seeds = list(seeds)
+    skipped = dict(skipped or {})
+    pooled = _evaluate_seeds(refs, records, seeds, quick, skipped)
+    per_block = []
+    if blocks > 1:
+        per_block = [(b, _evaluate_seeds(refs, records, b, quick, skipped)) for b in seed_blocks(seeds, blocks)]
+    out = []
+    for i, o in enumerate(pooled):
+        block_verdicts: tuple[tuple[tuple[int, ...], str], ...] = ()
+        if per_block and o.ref.claim.paired_over == "seeds":
+            block_verdicts = tuple((b, outs[i].verdict) for b, outs in per_block)
+        out.append(replace(o, blocks=block_verdicts, scale=_scale(o.ref, o.dataset, records, seeds, quick)))
+    return out
 
 
 def _no_delta(arm: list[float], base: list[float], claim: Claim) -> PairedResult:

@@ -51,6 +51,55 @@ class Baseline:
     why: str = ""
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """One arm's tuning before the verdict seeds: the hyperparameter, the values tried (None when
+    the grid was not recorded), the value picked and what it was picked on (seeds, data, metric)."""
+
+    parameter: str
+    grid: tuple[Any, ...] | None
+    picked: Any
+    on: str
+
+    def describe(self) -> str:
+        grid = f"from {{{', '.join(map(str, self.grid))}}}" if self.grid else "(grid not recorded)"
+        return f"{self.parameter} = {self.picked} picked {grid} on {self.on}"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What was tuned for a claim, for the arm and for each baseline (by label).
+
+    The default, ``Tuning()``, declares that neither the arm nor any baseline
+    was tuned: paper, official or class defaults, or values set from an
+    estimate before any run. An arm tuned on development seeds should give its
+    strongest baseline the same grid on the same seeds (``baselines``), or the
+    report shows the tuning as one-sided."""
+
+    arm: Tuned | None = None
+    baselines: tuple[tuple[str, Tuned], ...] = ()  # (baseline label, its tuning)
+    note: str = ""
+
+    @property
+    def one_sided(self) -> bool:
+        """The arm was tuned and no baseline was."""
+        return self.arm is not None and not self.baselines
+
+    def describe(self) -> str:
+        if self.arm is None and not self.baselines:
+            text = "neither the arm nor the baselines tuned"
+        else:
+            parts = [f"arm: {self.arm.describe() if self.arm else 'not tuned'}"]
+            parts += [f"{label}: {t.describe()}" for label, t in self.baselines]
+            if self.one_sided:
+                parts.append("baselines: not tuned (one-sided tuning)")
+            text = "; ".join(parts)
+        return text + (f" ({self.note})" if self.note else "")
+
+
+NOT_TUNED = Tuning()
+
+
 class Baselines:
     """Baselines that claims of several methods share, written once (same arm and label, so the lab runs
     them once and the report reads the same everywhere)."""
@@ -151,12 +200,16 @@ class Claim:
     ``testable=False`` and ``untestable_reason``: the lab never runs it and
     its report lists it with the reason, so the gap is visible.
 
-    A non-inferiority claim declares a ``control``: an arm that should fail
-    the same test (no regularizer where the claim is "replaces X", the plain
-    warm start, a weakened model); when the control passes too, the test
-    could not have failed. ``tuning`` records what was tuned on development
-    seeds, with the grid and the values picked, for the arm and for its
-    baselines.
+    ``control`` (required of non-inferiority claims, a test checks it) is a
+    negative control: an arm that should fail the same test (no regularizer
+    where the claim is that the regularizer can replace another one, a plain
+    warm start, a penalty strong enough to cost accuracy). It runs on the
+    claim's task and datasets and goes through the same non-inferiority test
+    against each baseline; when it passes too, the test could not have failed
+    and the claim is "uninformative", whatever the arm did.
+
+    ``tuning`` records what was tuned before the verdict seeds, for the arm
+    and the baselines (default: neither).
 
     ``paired_over="units"`` is for a deterministic task that reports one
     value per unit of evaluation (e.g. per STS file, ``TaskResult.units``):
@@ -183,8 +236,8 @@ class Claim:
     testable: bool = True
     untestable_reason: str = ""
     paired_over: Literal["seeds", "units"] = "seeds"
-    control: Baseline | None = None  # non-inferiority: an arm that should FAIL the same test; the claim is uninformative when it passes
-    tuning: str = ""  # what was tuned on development seeds, the grid and the values picked, for arm and baseline ("" = neither tuned)
+    control: Baseline | None = None
+    tuning: Tuning = NOT_TUNED
 
     def __post_init__(self) -> None:
         if not self.testable:
@@ -211,7 +264,16 @@ class Claim:
         if not all(isinstance(b, Baseline) for b in self.baselines):
             raise TypeError("Claim.baselines must hold reglab.core.paper.Baseline objects")
         if self.control is not None and not isinstance(self.control, Baseline):
-            raise TypeError("Claim.control must be a reglab.core.paper.Baseline (the arm that should fail the test)")
+            raise TypeError(f"Claim.control must be a reglab.core.paper.Baseline (an arm that should fail), got {self.control!r}")
+        if self.control is not None and self.kind != "non-inferiority":
+            raise ValueError(f"Claim {self.statement[:50]!r}: a control is for non-inferiority claims (kind={self.kind!r})")
+        if not isinstance(self.tuning, Tuning):
+            raise TypeError(f"Claim.tuning must be a reglab.core.paper.Tuning, got {self.tuning!r}")
+        labels = {b.label for b in self.compared_with}
+        unknown = [label for label, _ in self.tuning.baselines if label not in labels]
+        if unknown:
+            raise ValueError(f"Claim {self.statement[:50]!r}: tuning names baselines it does not have: {unknown} "
+                             f"(its baselines: {sorted(labels)})")
 
     @property
     def compared_with(self) -> tuple[Baseline, ...]:

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from reglab.core.paper import Tuned, Tuning
 from reglab.core import Baseline, Claim, Paper, RepresentationRegularizer, register
 from reglab.core import checks as _checks
 from reglab.core.errors import RegularizerInputError
@@ -132,11 +133,12 @@ def attention_entropy(
     return checked_total(WHO, total / len(layers), layers, arg="attention map")
 
 
-_TUNING = (
-    "arm: θ learned (official design) vs fixed at 0.5 for every head, chosen on dev seeds 0-2 (a learned θ "
-    "follows the collapsing entropy down); weight 1e-4 from the batch-size argument in the settings, not searched. "
-    "Every arm: the task's lr 3e-2, picked on dev seeds as the learning rate where the plain model's attention "
-    "collapses. Baselines: warm-up length (200 steps) not tuned"
+_TUNING = Tuning(
+    arm=Tuned("θ", ("learned (official design)", 0.5), 0.5,
+              "dev seeds 0-2 (a learned θ follows the collapsing entropy down)"),
+    note="weight 1e-4 from the batch-size argument in the settings, not searched; every arm runs the task's lr "
+    "3e-2, picked on dev seeds as the learning rate where the plain model's attention collapses; the baselines' "
+    "warm-up length (200 steps) was not tuned",
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from reglab.core import Baseline, Claim, Paper, RegularizerInputError, WeightRegularizer, register
+from reglab.core.paper import Tuned, Tuning
 from reglab.ops import as_tensors, check_int, check_positive, checked_total, hyperparameters, probability, sum_terms
 from reglab.ops.validation import has_data
 
@@ -122,11 +123,15 @@ class HyperSparse(WeightRegularizer):
             "(test splits in view), not tuned on seeds ≥ 200. Termination: utils/art.py's buffer-mean test. The "
             "L1 baseline's weight was picked on the same seeds (see tuning), not the 0.03 used before",
             source="Glandorf et al. 2023, Tables 1-2 (CIFAR-10/100 at 90-99.8 % sparsity)",
-            tuning="arm: λ_init = 1e-3 and η = 1.5 per epoch chosen on digits seeds 0-2 (test splits in view; the "
-            "grid was not recorded). Baseline L1 (proximal): weight picked on the same seeds by mean test accuracy "
-            "at 90 % and at 95 % sparsity from {0.003, 0.01, 0.03, 0.1, 0.3, 1}: 0.3 at both (90 %: 0.935, 0.933, "
-            "0.935, 0.938, 0.949, 0.856; 95 %: 0.670, 0.677, 0.725, 0.827, 0.918, 0.852). One-shot magnitude "
-            "pruning has no weight to tune",
+            tuning=Tuning(
+                arm=Tuned("λ_init, η", None, "1e-3, 1.5", "digits seeds 0-2 (test splits in view), during development"),
+                baselines=(("L1 (0.3, proximal, weight picked on dev seeds) then one-shot pruning",
+                            Tuned("weight", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0), 0.3,
+                                  "digits seeds 0-2 (test splits in view), mean test accuracy at 90 % sparsity 0.935, "
+                                  "0.933, 0.935, 0.938, 0.949, 0.856 and at 95 % 0.670, 0.677, 0.725, 0.827, 0.918, 0.852")),),
+                note="the arm's values were set by hand (grid not recorded); the L1 baseline got a grid on the "
+                "same seeds; one-shot magnitude pruning has no weight to tune",
+            ),
         )
         for pct in (90, 95)
     )

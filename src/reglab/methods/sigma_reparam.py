@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from reglab.core.paper import Tuning
 from reglab.core import Baseline, Claim, Paper, register
 from reglab.core.config import Configurable
 from reglab.core.errors import RegularizerInputError
@@ -173,9 +174,9 @@ def sigma_reparam_(module: nn.Module, conv: bool = True, init_std: float | None 
     return module
 
 
-_TUNING = (
-    "no arm or baseline hyperparameter tuned (warm-up length 200 steps not tuned); every arm: the task's lr 3e-2, "
-    "picked on dev seeds as the learning rate where the plain model's attention collapses"
+_TUNING = Tuning(
+    note="no arm or baseline hyperparameter tuned (warm-up length 200 steps not tuned); every arm runs the task's "
+    "lr 3e-2, picked on dev seeds as the learning rate where the plain model's attention collapses",
 )
 
 

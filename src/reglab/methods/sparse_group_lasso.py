@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from reglab.core.paper import Tuned, Tuning
 from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.ops import (
     add_scaled_, as_tensors, checked_total, group_norm_sum, group_prox_, grouping, norms_sum, soft_threshold,
@@ -65,8 +66,12 @@ class SparseGroupLasso(WeightRegularizer):
             "reasoning: the cumulative threshold reaches the first layer's filter norms), α = 0.95 (SGL package "
             "default); Simon et al. study linear models",
             source="Simon et al. 2013, Sec. 4-5 (sparsity at the group and the within-group level)",
-            tuning="weight 0.3 is group lasso's lab weight, picked for group lasso on digits seeds 0-4 (see "
-            "group_lasso); the group-lasso baseline runs at the same 0.3; α = 0.95 not tuned",
+            tuning=Tuning(
+                arm=Tuned("weight", None, 0.3, "group lasso's lab weight, picked for group lasso on digits seeds 0-4"),
+                baselines=(("group lasso (0.3), same pruning",
+                            Tuned("weight", (0.03, 0.1, 0.3, 1.0), 0.3, "digits seeds 0-4 (see group_lasso)")),),
+                note="α = 0.95 not tuned",
+            ),
         ),
     )
     formula = "R(w) = (1−α)·Σ_g √p_g ‖w_g‖₂ + α‖w‖₁"
