@@ -324,12 +324,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         with lock_folder(args.out):  # a second bench here would run every job again and race on the report
-            return _bench(args, refs, seeds, jobs)
+            return _bench(args, refs, seeds, jobs, blocks)
     except FolderInUse as e:
         return _err(str(e))
 
 
-def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int) -> int:
+def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int, blocks: int) -> int:
     """``cmd_bench`` once its arguments are checked and ``--out`` is locked."""
     from reglab.bench.report import write_report
     from reglab.bench.runner import RESULTS_FILE, run_all
