@@ -481,16 +481,31 @@ def attach_from_config(model: nn.Module, cfg: dict[str, Any] | str | os.PathLike
 
 
 def save_config(regs: RegularizerSet, path: str | os.PathLike[str]) -> None:
-    """Write ``regs.get_config()`` as JSON, or YAML for a ``.yaml``/``.yml`` path."""
+    """Write ``regs.get_config()`` as JSON, or YAML for a ``.yaml``/``.yml`` path.
+
+    The text is produced before the file is touched and written to a temporary
+    file in the same folder that then replaces ``path`` (``os.replace``): a
+    missing PyYAML, a config that cannot be serialized or a full disk leaves an
+    existing file as it was."""
     import json
+    import tempfile
 
     path = os.fspath(path)
     cfg = regs.get_config()  # type: ignore[attr-defined]
-    with open(path, "w") as f:
-        if path.endswith((".yaml", ".yml")):
-            f.write(_yaml().safe_dump(cfg, sort_keys=False))
-        else:
-            json.dump(cfg, f, indent=2)
+    if path.endswith((".yaml", ".yml")):
+        text = _yaml().safe_dump(cfg, sort_keys=False)
+    else:
+        text = json.dumps(cfg, indent=2)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -504,5 +519,8 @@ def _yaml():
     try:
         import yaml
     except ImportError as err:
-        raise ImportError("YAML configs need PyYAML: pip install pyyaml (or use a .json path)") from err
+        raise ImportError(
+            "YAML configs need PyYAML: pip install pyyaml (from a checkout: pip install -e \".[yaml]\"), "
+            "or use a .json path"
+        ) from err
     return yaml

@@ -113,7 +113,7 @@ def load_hf_sts(name: str, out_dir: str | Path, *, split: str = "test") -> Path:
     try:
         import datasets
     except ImportError as err:
-        raise ImportError("--hf needs Hugging Face datasets: pip install 'reglab[hf]'") from err
+        raise ImportError("--hf needs Hugging Face datasets: pip install datasets, or pip install -e '.[hf]' from a reglab checkout") from err
     if Path(name).is_dir():
         loaded = datasets.load_from_disk(name)
         ds = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
