@@ -1,4 +1,6 @@
-"""Regenerate the README's registry table: ``python -m reglab.docs [README.md]``.
+"""Regenerate the README's registry table: ``python -m reglab.docs [README.md]``; it also copies
+``docs/bench/verdicts.json`` into the package (``reglab/data/verdicts.json``, what ``reglab list``
+shows outside a bench folder).
 
 The table sits between two markers so it is generated, never hand-edited;
 a test fails when the README and the registry drift apart.
@@ -50,9 +52,19 @@ def render(text: str, verdicts: Path | None = None) -> str:
     return f"{head}{START}\n{table}\n{END}{tail}"
 
 
+#: the package's copy of the committed verdicts, shown by ``reglab list`` outside a bench folder
+SHIPPED_COPY = Path(__file__).parent / "data" / "verdicts.json"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Regenerate the README's table and refresh the package's copy of ``docs/bench/verdicts.json``."""
+    import shutil
+
     path = Path((argv or sys.argv[1:] or ["README.md"])[0])
-    path.write_text(render(path.read_text(), path.parent / VERDICTS))
+    verdicts = path.parent / VERDICTS
+    path.write_text(render(path.read_text(), verdicts))
+    if verdicts.exists():
+        shutil.copyfile(verdicts, SHIPPED_COPY)
     return 0
 
 

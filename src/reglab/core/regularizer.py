@@ -63,6 +63,9 @@ class Regularizer(Registered, Configurable, nn.Module):
     num_inputs: ClassVar[int] = 1
     target: ClassVar[str] = "any"
     default_weight: ClassVar[float] = 1.0
+    #: True where the penalty is what an optimizer's ``weight_decay`` already does (L2):
+    #: ``regs.step(optimizer)`` warns when both act on the same parameters.
+    overlaps_weight_decay: ClassVar[bool] = False
     extra_repr = _config_repr
 
     def __init__(self, weight: float | Callable[[int], float] = 1.0):
@@ -317,11 +320,31 @@ class Binding:
         """The (name, parameter) pairs this binding applies to, in model order."""
         return self.selection.parameters(model)
 
+    def describe_selection(self) -> str:
+        """The selectors given to ``.on(...)``, readably: ``modules=Conv2d``, ``params='enc.*'``,
+        ``where=my_fn``, ``activations=[...]``; ``default`` when none was given (every weight
+        parameter but the default exclusions). Shows ``exclude=`` when it is not the default."""
+        s = self.selection
+        if s.on_activations:
+            return f"activations={list(s.activations)}"
+        parts = []
+        if s.params is not None:
+            parts.append(f"params={s.params!r}")
+        if s.modules is not None:
+            mods = s.modules if isinstance(s.modules, tuple) else (s.modules,)
+            parts.append("modules=" + ("|".join(m.__name__ for m in mods)))
+        if s.where is not None:
+            parts.append(f"where={getattr(s.where, '__qualname__', None) or s.where!r}")
+        if s.exclude != "default":
+            parts.append(f"exclude={getattr(s.exclude, '__qualname__', None) or s.exclude!r}")
+        if s.frozen:
+            parts.append("frozen=True")
+        return ", ".join(parts) or "default"
+
     def __repr__(self) -> str:
         s = self.selection
-        target = f"activations={list(s.activations)}" if s.on_activations else f"params={s.params!r}"
         every = f", every={s.every}" if s.every != 1 else ""
-        return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope}{every})"
+        return f"Binding({self.name}, {self.describe_selection()}, mode={s.mode}, scope={s.scope}{every})"
 
 
 def _defining_class(cls: type, attr: str) -> type:

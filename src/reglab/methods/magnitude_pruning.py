@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from reglab.core import Baseline, Claim, Paper, RegularizerInputError, WeightRegularizer, register
-from reglab.ops import as_tensors, check_choice, check_int, check_positive, check_probability, has_data
+from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
+from reglab.ops import as_tensors, check_choice, check_int, check_positive, check_probability
 
 __all__ = ["zhu_gupta_sparsity", "layer_sparsities", "magnitude_masks", "MagnitudePruning"]
 
@@ -62,64 +61,48 @@ def zhu_gupta_sparsity(
 
 
 def layer_sparsities(
-    sizes: Sequence[int], pruned: Sequence[int], sparsity: float, min_threshold: float = 0.05,
-    *, min_weights: int | None = None,
+    sizes: Sequence[int], pruned: Sequence[float], sparsity: float, min_threshold: float = 0.05
 ) -> list[float]:
     """The per-layer sparsities of Global MP with the minimum threshold (MT), GlobalMP ``step2()``.
 
     ``pruned[l]`` is how many weights of layer l the global ranking removes.
-    With ``min_w = ⌊N·MT/100⌋`` (or ``min_weights``): layers with n_l < min_w are
-    not pruned; all s_l are rescaled by s/s_total; a layer (n_l > min_w) left
-    with fewer than min_w weights is clamped to s_l = 1 − min_w/n_l; rescale and
-    re-clamp while the total sparsity is below s.
-
-    The floating-point operations are those of manasgupta-1/GlobalMP
-    ``Global MP with MT/prune_withMT.py`` in order (s_l read back from the
-    logged percentage 100·p_l/n_l, numpy sums, the same rescale and clamp
-    expressions and the same loop condition), so the result is the official
-    one bit for bit wherever the official loop ends. Where it would not end
-    (rounding leaves the total one ulp under s and the rescale-and-clamp step
-    comes back to a state it was in: the official ``while`` spins forever),
-    the loop stops at that state; where no state reaches s (the floors leave
-    too few weights to prune) this raises. ``sparsity`` 0, or no weight pruned
-    by the global pass (the official code divides by zero), gives zeros.
+    With ``min_w = ⌊N·MT/100⌋``: layers with n_l < min_w are not pruned; all
+    s_l are rescaled by s/s_total; a layer (n_l > min_w) left with fewer than
+    min_w weights is clamped to s_l = 1 − min_w/n_l; rescale and re-clamp
+    while the total sparsity is below s.
     """
-    n = np.asarray(sizes, dtype=np.float64)
-    total_n = np.sum(n)
-    if min_weights is None:
-        min_weights = int(float(total_n) * min_threshold / 100 + _EPS)
-    min_w = min_weights
-    # step() logs 100·pruned/size per layer; step2() reads the percentages back and divides by 100
-    s = np.array([100 * p / x for p, x in zip(pruned, sizes)], dtype=np.float64) / 100
-    s[np.where(n < min_w)] = 0
-    tot = np.sum(n * s) / total_n
-    if sparsity == 0 or tot == 0:
+    n = [float(x) for x in sizes]
+    total_n = sum(n)
+    min_w = int(total_n * min_threshold / 100 + _EPS)
+    s = [p / x for p, x in zip(pruned, n)]
+    s = [0.0 if x < min_w else v for v, x in zip(s, n)]
+
+    def total() -> float:
+        return sum(v * x for v, x in zip(s, n)) / total_n
+
+    def clamp() -> bool:
+        hit = False
+        for i, x in enumerate(n):
+            if x > min_w and (1 - s[i]) * x < min_w:
+                s[i], hit = 1 - min_w / x, True
+        return hit
+
+    if sparsity == 0 or total() == 0:
         return [0.0] * len(n)
-
-    def clamp(s: np.ndarray) -> None:
-        short = np.where(((1 - s) * n < min_w) & (n > min_w))
-        s[short] = 1 - min_w / n[short]
-
-    s = s / tot * sparsity
-    tot = np.sum(n * s) / total_n
-    if np.any((1 - s) * n < min_w):
-        clamp(s)
-        tot = np.sum(n * s) / total_n
-        seen = {s.tobytes()}
-        while tot < sparsity:
-            s = s / tot * sparsity
-            clamp(s)
-            tot = np.sum(n * s) / total_n
-            state = s.tobytes()
-            if state in seen or len(seen) > 10_000:  # the official loop would never end
-                if tot < sparsity - 1e-9:
-                    raise ValueError(
-                        f"{_WHO}: sparsity {sparsity} is not reachable with min_threshold={min_threshold}% "
-                        f"(every layer keeps at least {min_w} weights); lower one of them"
-                    )
+    s = [v / total() * sparsity for v in s]  # tot computed before the rescale, as in step2()
+    if clamp():
+        for _ in range(10_000):
+            tot = total()
+            if tot >= sparsity - 1e-12:
                 break
-            seen.add(state)
-    return [float(v) for v in s]
+            s = [v / tot * sparsity for v in s]
+            clamp()
+        else:
+            raise ValueError(
+                f"{_WHO}: sparsity {sparsity} is not reachable with min_threshold={min_threshold}% "
+                f"(every layer keeps at least {min_w} weights); lower one of them"
+            )
+    return s
 
 
 def _exact_counts(sizes: Sequence[int], s: Sequence[float], target: int, caps: Sequence[int]) -> list[int]:
@@ -169,23 +152,13 @@ def magnitude_masks(
     ``exact=True`` prunes exactly ⌊s·N⌋ weights (strict rank, ties by
     position; per-layer counts by largest remainder, never below the floor).
     ``exact=False`` reproduces manasgupta-1/GlobalMP ``prune_withMT.py``
-    (``step()``, ``step2()``, ``step3()``) bit for bit, its quirks included:
-    ``τ = kthvalue(|w|, k)`` with ``|w| ≥ τ`` kept (so k − 1 weights go per
-    pass, and a layer at s_l = 1 keeps its largest weight), ``k = int(s·N)``,
-    ``min_w = int(N·MT/100)`` and ``int(s_l·n_l)`` truncation, and the
-    floating-point steps of :func:`layer_sparsities`. Two departures: the
-    official code concatenates one uninitialised ``torch.empty(1)`` value into
-    the global sort (a bug, reproduced in neither mode), and where its
-    rescaling loop would never end (rounding leaves the total sparsity an ulp
-    under s; see :func:`layer_sparsities`) the loop stops instead.
-    Weights on the meta device have no values to rank: a clear error.
+    bit for bit except its bug: ``τ = kthvalue(|w|, k)`` with ``|w| ≥ τ``
+    kept (so k − 1 weights go per pass, and a layer at s_l = 1 keeps its
+    largest weight) and ``int(s_l·n_l)`` truncation. The official code also
+    concatenates one uninitialised ``torch.empty(1)`` value into the global
+    sort; that bug is not reproduced in either mode.
     """
     ws = [t.detach().abs() for t in as_tensors(_WHO, w, upcast=False)]
-    if not all(has_data(t) for t in ws):
-        raise RegularizerInputError(
-            f"{_WHO} cannot rank weights without values (meta or fake tensors, e.g. a model built on the meta "
-            f"device); materialize the model on a real device (to_empty + load_state_dict) before pruning"
-        )
     check_probability(_WHO, "sparsity", sparsity, inclusive_one=True)
     check_positive(_WHO, "min_threshold", min_threshold, allow_zero=True)
     check_choice(_WHO, "ranking", ranking, ("global", "layer"))
@@ -198,17 +171,16 @@ def magnitude_masks(
         return [_smallest(a, x - round((1 - sparsity) * x)).view_as(t) for a, x, t in zip(flat, sizes, ws)]
     a = torch.cat(flat)
     total = a.numel()
+    k = int(sparsity * total + _EPS)
     if exact:
-        k = int(sparsity * total + _EPS)
         keep = _smallest(a, k)
         pruned = [int((~m).sum()) for m in keep.split(sizes)]
-        min_w = int(total * min_threshold / 100 + _EPS)
-    else:  # GlobalMP step(): plain truncation, k = 0 raised to 1
-        k = max(int(sparsity * total), 1)
+    else:
+        k = max(k, 1)
         tau = torch.kthvalue(a, k).values
         pruned = [x - int((t >= tau).sum()) for t, x in zip(flat, sizes)]
-        min_w = int(total * min_threshold / 100)
-    s = layer_sparsities(sizes, pruned, sparsity, min_threshold, min_weights=min_w)
+    s = layer_sparsities(sizes, pruned, sparsity, min_threshold)
+    min_w = int(total * min_threshold / 100 + _EPS)
     masks = []
     if exact:
         caps = [x if x <= min_w else x - min_w for x in sizes]
