@@ -62,7 +62,21 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  verdict:  {claim.metric} on {claim.task}: {verdicts[(entry.name, i)]}")
     if verdicts:
         print(f"  ({source.description})")
+    _print_usage(entry.name)
     return 0
+
+
+def _print_usage(name: str) -> None:
+    """A runnable usage snippet for the entry (:mod:`reglab.usage`), kept apart from the verdict lines."""
+    from reglab.usage import usage_snippet
+
+    try:
+        snippet = usage_snippet(name)
+    except KeyError:
+        return
+    print("  usage:")
+    for line in snippet.rstrip().splitlines():
+        print(f"    {line}" if line else "")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -267,7 +267,7 @@ class Binding:
 
     def __init__(self, regularizer: Regularizer, selection: Selection | None = None, **fields: Any):
         if not isinstance(regularizer, Regularizer):
-            raise TypeError(f"attach() takes reglab regularizers or bindings, got {regularizer!r}")
+            raise TypeError(_not_a_penalty(regularizer))
         who = type(regularizer).__name__
         if selection is None:
             try:
@@ -345,6 +345,30 @@ class Binding:
         s = self.selection
         every = f", every={s.every}" if s.every != 1 else ""
         return f"Binding({self.name}, {self.describe_selection()}, mode={s.mode}, scope={s.scope}{every})"
+
+
+#: How each non-penalty form is used, for the error when one is passed to attach().
+_FORM_HINTS = {
+    "target": "it transforms the training targets: train on loss(logits, reg(labels, ...)) instead of the labels",
+    "transform": "apply it to inputs or activations in training: x = reg(x) (in forward() or the data pipeline)",
+    "module": "insert it into the model (it is an nn.Module) and use its output",
+    "optimizer": "it wraps the optimizer: use it in place of the optimizer (opt.step())",
+    "posthoc": "fit it on embeddings after training: reg.fit(embeddings).transform(embeddings)",
+    "operation": "call it on the model between training rounds: reg(model)",
+    "reparametrization": "apply it to the model once, before building the optimizer: reg(model)",
+}
+
+
+def _not_a_penalty(obj: Any) -> str:
+    """The error for something attach() cannot bind: names a registered form and how to use it."""
+    form = getattr(type(obj), "form", None)
+    name = getattr(type(obj), "name", None)
+    if form in _FORM_HINTS and name:
+        return (
+            f"attach() binds penalties, but {type(obj).__name__} is a {form!r} regularizer, not a penalty: "
+            f"{_FORM_HINTS[form]}. `reglab info {name}` prints a runnable example"
+        )
+    return f"attach() takes reglab regularizers or bindings, got {obj!r}"
 
 
 def _defining_class(cls: type, attr: str) -> type:
