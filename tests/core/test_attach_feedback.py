@@ -105,3 +105,29 @@ def test_l2_on_parameters_without_optimizer_decay_does_not_warn():
         warnings.simplefilter("error")
         _train_step(model, regs, opt)
         _train_step(model, regs, opt)
+
+
+def test_a_wrapped_optimizer_is_observed_through_the_optimizer_it_holds():
+    class Wrapper(torch.optim.Optimizer):  # as Accelerate's AcceleratedOptimizer: no Optimizer.__init__
+        def __init__(self, optimizer):
+            self.optimizer = optimizer
+
+        @property
+        def param_groups(self):
+            return self.optimizer.param_groups
+
+        def step(self, closure=None):
+            return self.optimizer.step(closure)
+
+        def zero_grad(self, set_to_none=True):
+            self.optimizer.zero_grad(set_to_none)
+
+    model = _model()
+    opt = Wrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    regs = reglab.attach(model, [reglab.L2(1e-4)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            _train_step(model, regs, opt)
+    with pytest.warns(UserWarning, match="did not run"):
+        regs.step(opt)

@@ -343,11 +343,18 @@ class RegularizerSet(nn.Module):
         watch = self.__dict__.setdefault("_optimizer_watch", {})
         counter = watch.get(id(optimizer))
         if counter is None:
-            if not hasattr(optimizer, "register_step_post_hook"):
-                return  # not a torch optimizer (a wrapper): nothing to observe
             counter = watch[id(optimizer)] = _StepCounter()
-            counter.handle = optimizer.register_step_post_hook(counter)
             self._warn_double_decay(optimizer)
+            # wrappers (Accelerate's AcceleratedOptimizer, Lightning's) step the optimizer they hold
+            inner = optimizer
+            while isinstance(getattr(inner, "optimizer", None), torch.optim.Optimizer):
+                inner = inner.optimizer
+            try:
+                counter.handle = inner.register_step_post_hook(counter)
+            except (AttributeError, TypeError):
+                counter.handle = None  # not observable: never warn about it
+        elif counter.handle is None:
+            return
         elif counter.steps == counter.seen and not self.__dict__.get("_warned_no_step"):
             if not _has_nonfinite_grads(optimizer):  # a GradScaler skips optimizer.step() on inf/NaN gradients
                 self.__dict__["_warned_no_step"] = True
@@ -415,7 +422,8 @@ class RegularizerSet(nn.Module):
         for c in self._captures:
             c.clear()
         for counter in self.__dict__.pop("_optimizer_watch", {}).values():
-            counter.handle.remove()
+            if counter.handle is not None:
+                counter.handle.remove()
 
     def __enter__(self) -> RegularizerSet:
         return self
