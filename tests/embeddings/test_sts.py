@@ -244,7 +244,7 @@ def test_cli_errors(sts_dir, fake_encoders, capsys, monkeypatch):
 
     monkeypatch.setattr(enc_mod, "get_encoder", missing)
     assert main(["sts", str(sts_dir)]) == 2
-    assert "reglab[text]" in capsys.readouterr().err
+    assert "pip install -e '.[text]'" in capsys.readouterr().err
 
 
 def test_lab_task(sts_dir, fake_encoders, monkeypatch):
@@ -265,7 +265,7 @@ def test_lab_task(sts_dir, fake_encoders, monkeypatch):
         raise TextExtraMissing("pip install -e '.[text]'")
 
     monkeypatch.setattr(enc_mod, "get_encoder", missing)
-    with pytest.raises(TaskUnavailable, match="reglab\\[text\\]"):
+    with pytest.raises(TaskUnavailable, match=r"\.\[text\]"):
         run(None, seed=0, data=str(sts_dir))
 
 
