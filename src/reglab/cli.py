@@ -13,29 +13,20 @@ def _err(msg: str) -> int:
     return 2
 
 
-def _verdicts(path: str | None, names: list[str], with_scale: bool = False) -> dict[tuple[str, int], str]:
-    """Last verdict per (name, claim index) from a lab results file; the lab loads only when asked."""
-    if not path:
-        return {}
-    from reglab.bench.cli import verdicts_from
+def _verdict_source(results: str | None, names: list[str], with_scale: bool = False):
+    """The verdicts to show and a line naming their file, seeds and quick/full
+    (:mod:`reglab.bench.shipped`); the lab loads only here."""
+    from reglab.bench.shipped import verdict_source
 
-    return verdicts_from(path, names, with_scale=with_scale)
-
-
-def _default_results(path: str | None) -> str | None:
-    """``--results``, else the default ``reglab bench`` output folder when it exists."""
-    if path:
-        return path
-    from reglab.bench.cli import DEFAULT_OUT
-
-    return DEFAULT_OUT if os.path.exists(os.path.join(DEFAULT_OUT, "results.jsonl")) else None
+    return verdict_source(results, names, with_scale)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from reglab.core.registry import get, list_regularizers
 
     names = list_regularizers()
-    verdicts = _verdicts(_default_results(args.results), names)
+    source = _verdict_source(args.results, names)
+    verdicts = source.verdicts
     rows = []
     for name in names:
         cls = get(name)
@@ -51,6 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(f"\n{source.description}")
     return 0
 
 
@@ -63,9 +55,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     except UnknownRegularizerError as e:
         return _err(str(e))
     print(entry)
-    results = _default_results(args.results)
-    verdicts = _verdicts(results, [entry.name], True)
-    if results and entry.claims:
+    source = _verdict_source(args.results, [entry.name], with_scale=True)
+    verdicts = source.verdicts
+    if entry.claims:
         print("  lab verdicts (toy scale; `reglab bench` reruns them):")
         for i, claim in enumerate(entry.claims):
             head = f"    #{i + 1} {claim.statement}"
@@ -77,7 +69,22 @@ def cmd_info(args: argparse.Namespace) -> int:
             if claim.control is not None:
                 print(f"       negative control: {claim.control.label}")
             print(f"       tuning: {claim.tuning.describe()}")
+        print(f"  ({source.description})")
+    _print_usage(entry.name)
     return 0
+
+
+def _print_usage(name: str) -> None:
+    """A runnable usage snippet for the entry (:mod:`reglab.usage`), kept apart from the verdict lines."""
+    from reglab.usage import usage_snippet
+
+    try:
+        snippet = usage_snippet(name)
+    except KeyError:
+        return
+    print("  usage:")
+    for line in snippet.rstrip().splitlines():
+        print(f"    {line}" if line else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.register(sub)
     ls = sub.add_parser("list", help="the registry: name, kind, paper, claims, last verdict")
     ls.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl (or the bench's --out folder) whose "
-                    "verdicts to show; default ./reglab-bench when it holds results")
+                    "verdicts to show (or a verdicts.json); default ./reglab-bench when it holds full runs, "
+                    "else the lab run shipped with reglab")
     ls.set_defaults(func=cmd_list)
     inf = sub.add_parser("info", help="one registry entry: formula, defaults, paper, claims")
     inf.add_argument("name")
-    inf.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl or folder (default ./reglab-bench)")
+    inf.add_argument("--results", metavar="FILE|DIR", help="a results.jsonl or folder, or a verdicts.json "
+                     "(default ./reglab-bench when it holds full runs, else the shipped lab run)")
     inf.set_defaults(func=cmd_info)
     sts_cli.register(sub)
     sts_cli.register_retrieval(sub)

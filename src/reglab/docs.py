@@ -3,7 +3,9 @@
 With no argument it rewrites, relative to the current folder, the registry
 table of ``README.md`` and of ``docs/guide/choosing.md`` (each between two
 markers, so it is generated, never hand-edited) and the function list of
-``docs/api/functional.md``; with file arguments, the registry table of each.
+``docs/api/functional.md``, and copies ``docs/bench/verdicts.json`` into the
+package (``reglab/data/verdicts.json``, what ``reglab list`` shows outside a
+bench folder); with file arguments, the registry table of each.
 Tests fail when a page and the registry drift apart.
 """
 
@@ -126,11 +128,19 @@ def functional_page() -> str:
     return "\n".join(lines)
 
 
+#: the package's copy of the committed verdicts, shown by ``reglab list`` outside a bench folder
+SHIPPED_COPY = Path(__file__).parent / "data" / "verdicts.json"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import shutil
+
     paths = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
     if not paths:
         paths = [p for p in TABLE_PAGES if p.exists()]
         FUNCTIONAL_PAGE.write_text(functional_page())
+        if VERDICTS.exists():
+            shutil.copyfile(VERDICTS, SHIPPED_COPY)
     for path in paths:
         path.write_text(render(path.read_text(), verdicts_beside(path)))
     return 0

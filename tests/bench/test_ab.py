@@ -128,7 +128,7 @@ def test_local_workers_run_the_same_results(tmp_path):
 
 def test_ray_backend_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(ImportError, match=r"reglab\[ray\]"):
+    with pytest.raises(ImportError, match=r"pip install ray \(from a reglab checkout: pip install -e '\.\[ray\]'\)"):
         ab(train, {"ols": None, "ridge": reglab.L2(0.5)}, backend="ray", **MSE)
 
 

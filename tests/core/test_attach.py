@@ -53,9 +53,9 @@ def names(regs, binding="l2"):
     return [n for n, _ in regs.parameters_of(binding)]
 
 
-def test_default_selection_excludes_bias_norm_embedding():
+def test_default_selection_excludes_bias_and_norm_but_decays_embeddings():
     regs = reglab.attach(Net(), [reglab.L2(1.0)])
-    assert names(regs) == ["conv.weight", "encoder.1.weight", "head.weight"]
+    assert names(regs) == ["emb.weight", "conv.weight", "encoder.1.weight", "head.weight"]
 
 
 def test_exclude_none_selects_everything():
@@ -99,7 +99,7 @@ def test_penalty_sums_bindings_and_records_last():
     m = Net()
     regs = reglab.attach(m, [reglab.L2(0.5), reglab.L1(0.1).on(modules=nn.Conv2d), reglab.L2(2.0).on("head.weight")])
     total = regs.penalty()
-    weights = [m.conv.weight, m.encoder[1].weight, m.head.weight]
+    weights = [m.emb.weight, m.conv.weight, m.encoder[1].weight, m.head.weight]
     l2 = 0.5 * 0.5 * sum(float(w.pow(2).sum()) for w in weights)
     l1 = 0.1 * float(m.conv.weight.abs().sum())
     l2_head = 2.0 * 0.5 * float(m.head.weight.pow(2).sum())

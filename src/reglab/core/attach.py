@@ -205,7 +205,7 @@ class RegularizerSet(nn.Module):
         step (their captured activations are dropped unused); on an applied
         step the weight is ``k·λ``."""
         total: torch.Tensor | None = None
-        last = {n: v for n, v, b in self._last_items() if b.mode == "grad"}
+        last = {n: v for n, v, b in self._last_items() if b.mode != "penalty"}
         for name, b, params, captured in zip(self._names, self.bindings, self._params, self._captures):
             if b.mode != "penalty":
                 continue
@@ -309,14 +309,30 @@ class RegularizerSet(nn.Module):
         return value
 
     def step(self, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """After ``optimizer.step()``: apply proximal updates, then advance schedules."""
-        prox = [(b, ps) for b, ps in zip(self.bindings, self._params) if b.mode == "prox"]
+        """After ``optimizer.step()``: apply proximal updates, then advance schedules.
+
+        Each applied prox binding records ``k·λ·R`` of its weights after the
+        proximal step in ``self.last`` (as penalty and grad bindings record
+        theirs). Warns once if ``optimizer.step()`` did not run since the
+        previous ``regs.step(optimizer)`` (``regs.step`` does not step the
+        optimizer), and once if :class:`reglab.L2` and the optimizer's own
+        ``weight_decay`` act on the same parameters (the decay applied twice)."""
+        if optimizer is not None:
+            self._check_optimizer(optimizer)
+        prox = [(n, b, ps) for n, b, ps in zip(self._names, self.bindings, self._params) if b.mode == "prox"]
         if prox:
             if optimizer is None:
                 raise ValueError("regs.step(optimizer): proximal bindings need the optimizer for their step size")
-            for b, ps in prox:
+            last = dict(self.last)
+            for name, b, ps in prox:
                 if b.applies_now():
                     apply_prox(b.regularizer, ps, optimizer, factor=b.selection.every)
+                    coef = b.coefficient
+                    tensors = [p for _, p in ps]
+                    if coef != 0.0 and tensors:
+                        with torch.no_grad():
+                            last[name] = coef * b.regularizer.penalty(tensors).detach()
+            self.last = last
         for reg in self._distinct_regularizers():
             reg.step()
         self._grads_added = False
@@ -331,17 +347,92 @@ class RegularizerSet(nn.Module):
             seen.setdefault(id(reg), reg)
         return list(seen.values())
 
+    def _check_optimizer(self, optimizer: Any) -> None:
+        """The two easy mistakes around ``regs.step(optimizer)``; each warns once per set."""
+        watch = self.__dict__.setdefault("_optimizer_watch", {})
+        counter = watch.get(id(optimizer))
+        if counter is None:
+            counter = watch[id(optimizer)] = _StepCounter()
+            self._warn_double_decay(optimizer)
+            # wrappers (Accelerate's AcceleratedOptimizer, Lightning's) step the optimizer they hold
+            inner = optimizer
+            while isinstance(getattr(inner, "optimizer", None), torch.optim.Optimizer):
+                inner = inner.optimizer
+            try:
+                counter.handle = inner.register_step_post_hook(counter)
+            except (AttributeError, TypeError):
+                counter.handle = None  # not observable: never warn about it
+        elif counter.handle is None:
+            return
+        elif counter.steps == counter.seen and not self.__dict__.get("_warned_no_step"):
+            if not _has_nonfinite_grads(optimizer):  # a GradScaler skips optimizer.step() on inf/NaN gradients
+                self.__dict__["_warned_no_step"] = True
+                warnings.warn(
+                    "regs.step(optimizer) was called again but optimizer.step() did not run since the previous "
+                    "regs.step(optimizer): regs.step only applies proximal updates and advances schedules, it does "
+                    "not update the weights. Call optimizer.step() (or scaler.step(optimizer)) first, then "
+                    "regs.step(optimizer), once per optimizer step",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        counter.seen = counter.steps
+
+    def _warn_double_decay(self, optimizer: Any) -> None:
+        decay = {id(p): g.get("weight_decay", 0.0) for g in optimizer.param_groups for p in g["params"]}
+        for b, ps in zip(self.bindings, self._params):
+            if not getattr(b.regularizer, "overlaps_weight_decay", False) or self.__dict__.get("_warned_decay"):
+                continue
+            both = [(n, decay[id(p)]) for n, p in ps if decay.get(id(p), 0.0)]
+            if both:
+                self.__dict__["_warned_decay"] = True
+                names = ", ".join(n for n, _ in both[:3]) + (f" and {len(both) - 3} more" if len(both) > 3 else "")
+                warnings.warn(
+                    f"{type(b.regularizer).__name__} ({b.name}) and the optimizer's own weight_decay="
+                    f"{both[0][1]:g} both decay {names}: the decay is applied twice. Set weight_decay=0 in "
+                    f"those parameter groups, or drop {type(b.regularizer).__name__}",
+                    UserWarning,
+                    stacklevel=4,
+                )
+
+    def summary(self) -> str:
+        """What each binding selected: its regularizer, mode, selectors, and the parameter
+        names (with shapes and owning module types) or the hooked submodules.
+        ``print(regs.summary())``."""
+        model = self.__dict__["_model"]
+        modules = dict(model.named_modules())
+        owners = {
+            f"{m}.{leaf}" if m else leaf: type(mod).__name__
+            for m, mod in model.named_modules()
+            for leaf, _ in mod.named_parameters(recurse=False)
+        }
+        lines = []
+        for name, b, params in zip(self._names, self.bindings, self._params):
+            lines.append(f"{name}: {b.regularizer!r}  mode={b.mode}  selected by {b.describe_selection()}")
+            if b.on_activations:
+                for path in b.activations:
+                    lines.append(f"    output of {path!r} ({type(modules[path]).__name__})")
+                continue
+            total = sum(p.numel() for _, p in params)
+            lines.append(f"    {len(params)} parameter(s), {total:,} values:")
+            for n, p in params:
+                lines.append(f"    {n}  {tuple(p.shape)}  {owners.get(n, '?')}")
+        return "\n".join(lines)
+
     def parameters_of(self, name: str) -> list[tuple[str, nn.Parameter]]:
         """The (name, parameter) pairs selected by binding ``name``."""
         return list(self._params[self._names.index(name)])
 
     def detach(self) -> None:
-        """Remove every forward hook and drop captured tensors."""
+        """Remove every forward hook (and the optimizer step counters ``step`` installed) and drop
+        captured tensors."""
         for h in self._hooks:
             h.remove()
         self._hooks.clear()
         for c in self._captures:
             c.clear()
+        for counter in self.__dict__.pop("_optimizer_watch", {}).values():
+            if counter.handle is not None:
+                counter.handle.remove()
 
     def __enter__(self) -> RegularizerSet:
         return self
@@ -356,6 +447,23 @@ class RegularizerSet(nn.Module):
 
     def extra_repr(self) -> str:
         return "\n".join(f"{n}: {b!r}" for n, b in zip(self._names, self.bindings))
+
+
+class _StepCounter:
+    """An optimizer step post-hook that counts ``optimizer.step()`` calls (see ``_check_optimizer``)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.seen = 0
+        self.handle: Any = None
+
+    def __call__(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.steps += 1
+
+
+def _has_nonfinite_grads(optimizer: Any) -> bool:
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return bool(grads) and not all(bool(torch.isfinite(g).all()) for g in grads)
 
 
 def _ensure_grads(b: Binding, ps: Sequence[nn.Parameter]) -> None:
@@ -532,16 +640,31 @@ def attach_from_config(
 
 
 def save_config(regs: RegularizerSet, path: str | os.PathLike[str]) -> None:
-    """Write ``regs.get_config()`` as JSON, or YAML for a ``.yaml``/``.yml`` path."""
+    """Write ``regs.get_config()`` as JSON, or YAML for a ``.yaml``/``.yml`` path.
+
+    The text is produced before the file is touched and written to a temporary
+    file in the same folder that then replaces ``path`` (``os.replace``): a
+    missing PyYAML, a config that cannot be serialized or a full disk leaves an
+    existing file as it was."""
     import json
+    import tempfile
 
     path = os.fspath(path)
     cfg = regs.get_config()  # type: ignore[attr-defined]
-    with open(path, "w") as f:
-        if path.endswith((".yaml", ".yml")):
-            f.write(_yaml().safe_dump(cfg, sort_keys=False))
-        else:
-            json.dump(cfg, f, indent=2)
+    if path.endswith((".yaml", ".yml")):
+        text = _yaml().safe_dump(cfg, sort_keys=False)
+    else:
+        text = json.dumps(cfg, indent=2)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -555,5 +678,8 @@ def _yaml():
     try:
         import yaml
     except ImportError as err:
-        raise ImportError("YAML configs need PyYAML: pip install pyyaml (or use a .json path)") from err
+        raise ImportError(
+            "YAML configs need PyYAML: pip install pyyaml (from a checkout: pip install -e \".[yaml]\"), "
+            "or use a .json path"
+        ) from err
     return yaml

@@ -63,6 +63,9 @@ class Regularizer(Registered, Configurable, nn.Module):
     num_inputs: ClassVar[int] = 1
     target: ClassVar[str] = "any"
     default_weight: ClassVar[float] = 1.0
+    #: True where the penalty is what an optimizer's ``weight_decay`` already does (L2):
+    #: ``regs.step(optimizer)`` warns when both act on the same parameters.
+    overlaps_weight_decay: ClassVar[bool] = False
     extra_repr = _config_repr
 
     def __init__(self, weight: float | Callable[[int], float] = 1.0):
@@ -264,7 +267,7 @@ class Binding:
 
     def __init__(self, regularizer: Regularizer, selection: Selection | None = None, **fields: Any):
         if not isinstance(regularizer, Regularizer):
-            raise TypeError(f"attach() takes reglab regularizers or bindings, got {regularizer!r}")
+            raise TypeError(_not_a_penalty(regularizer))
         who = type(regularizer).__name__
         if selection is None:
             try:
@@ -317,11 +320,55 @@ class Binding:
         """The (name, parameter) pairs this binding applies to, in model order."""
         return self.selection.parameters(model)
 
+    def describe_selection(self) -> str:
+        """The selectors given to ``.on(...)``, readably: ``modules=Conv2d``, ``params='enc.*'``,
+        ``where=my_fn``, ``activations=[...]``; ``default`` when none was given (every weight
+        parameter but the default exclusions). Shows ``exclude=`` when it is not the default."""
+        s = self.selection
+        if s.on_activations:
+            return f"activations={list(s.activations)}"
+        parts = []
+        if s.params is not None:
+            parts.append(f"params={s.params!r}")
+        if s.modules is not None:
+            mods = s.modules if isinstance(s.modules, tuple) else (s.modules,)
+            parts.append("modules=" + ("|".join(m.__name__ for m in mods)))
+        if s.where is not None:
+            parts.append(f"where={getattr(s.where, '__qualname__', None) or s.where!r}")
+        if s.exclude != "default":
+            parts.append(f"exclude={getattr(s.exclude, '__qualname__', None) or s.exclude!r}")
+        if s.frozen:
+            parts.append("frozen=True")
+        return ", ".join(parts) or "default"
+
     def __repr__(self) -> str:
         s = self.selection
-        target = f"activations={list(s.activations)}" if s.on_activations else f"params={s.params!r}"
         every = f", every={s.every}" if s.every != 1 else ""
-        return f"Binding({self.name}, {target}, mode={s.mode}, scope={s.scope}{every})"
+        return f"Binding({self.name}, {self.describe_selection()}, mode={s.mode}, scope={s.scope}{every})"
+
+
+#: How each non-penalty form is used, for the error when one is passed to attach().
+_FORM_HINTS = {
+    "target": "it transforms the training targets: train on loss(logits, reg(labels, ...)) instead of the labels",
+    "transform": "apply it to inputs or activations in training: x = reg(x) (in forward() or the data pipeline)",
+    "module": "insert it into the model (it is an nn.Module) and use its output",
+    "optimizer": "it wraps the optimizer: use it in place of the optimizer (opt.step())",
+    "posthoc": "fit it on embeddings after training: reg.fit(embeddings).transform(embeddings)",
+    "operation": "call it on the model between training rounds: reg(model)",
+    "reparametrization": "apply it to the model once, before building the optimizer: reg(model)",
+}
+
+
+def _not_a_penalty(obj: Any) -> str:
+    """The error for something attach() cannot bind: names a registered form and how to use it."""
+    form = getattr(type(obj), "form", None)
+    name = getattr(type(obj), "name", None)
+    if form in _FORM_HINTS and name:
+        return (
+            f"attach() binds penalties, but {type(obj).__name__} is a {form!r} regularizer, not a penalty: "
+            f"{_FORM_HINTS[form]}. `reglab info {name}` prints a runnable example"
+        )
+    return f"attach() takes reglab regularizers or bindings, got {obj!r}"
 
 
 def _defining_class(cls: type, attr: str) -> type:

@@ -13,14 +13,40 @@ takes exactly the fields of :class:`Selection`.
 * ``where``: ``callable(name, param, module) -> bool``.
 
 **Default exclusion** (``exclude="default"``): parameters named ``bias``;
-every parameter of normalization layers (BatchNorm, LayerNorm, GroupNorm,
-InstanceNorm, LocalResponseNorm, RMSNorm) and embedding layers (Embedding,
-EmbeddingBag); every 0-d or 1-d parameter (custom norms' scales,
-LayerScale gammas: timm's and the HF Trainer's rule); and the token and
-position tables of vision transformers (``pos_embed``, ``cls_token``, …,
-:data:`EXCLUDED_NAMES`). This applies on top of the selectors; pass
-``exclude=None`` to select them anyway, or a callable
-``(name, param, module) -> bool`` to exclude your own.
+every 0-d or 1-d parameter (norm scales, LayerScale gammas); every
+parameter of normalization layers (BatchNorm, LayerNorm, GroupNorm,
+InstanceNorm, LocalResponseNorm, RMSNorm); the names the model's own
+``no_weight_decay()`` returns (timm's convention; ``fnmatch`` patterns on
+the full parameter name); and the token and position tables of vision
+transformers (``pos_embed``, ``cls_token``, …, :data:`EXCLUDED_NAMES`).
+Embedding tables (``nn.Embedding``) are selected, as both libraries decay
+them. This applies on top of the selectors; pass ``exclude=None`` to select
+them anyway, or a callable ``(name, param, module) -> bool`` to exclude your
+own.
+
+How this compares with the two libraries' own grouping functions:
+
+* timm (1.0.x, ``timm/optim/_param_groups.py``,
+  ``param_groups_weight_decay``; ``create_optimizer_v2`` passes
+  ``model.no_weight_decay()`` as ``no_weight_decay_list``): no decay for
+  ``param.ndim <= 1 or name.endswith(".bias")`` or a name matching a
+  ``no_weight_decay_list`` pattern (``fnmatch``); frozen parameters skipped.
+  reglab's default selects the same parameters of a timm model (every norm
+  parameter is 1-d, and timm ViTs list their token tables in
+  ``no_weight_decay()``). It differs only on a model without
+  ``no_weight_decay()`` holding a ≥2-d table named in
+  :data:`EXCLUDED_NAMES`: timm decays it, reglab does not, since a
+  hand-written ViT rarely declares one and timm's own ViTs exclude them.
+* Hugging Face ``Trainer.get_decay_parameter_names``
+  (``get_parameter_names(model, [nn.LayerNorm], [r"bias", r"layernorm",
+  r"rmsnorm", r"(?:^|\\.)norm(?:$|\\.)", r"_norm(?:$|\\.)"])``): no decay for
+  LayerNorm parameters and names matching those patterns. reglab's default
+  selects the same parameters of BERT- and GPT-2-style transformers models
+  (tested against the installed ``transformers``). It differs where HF
+  decays 1-d parameters that are neither biases nor named like norms
+  (BatchNorm in a module called ``bn``, LayerScale gammas) and ≥2-d tables
+  named in :data:`EXCLUDED_NAMES` (HF ViT's ``embeddings.cls_token``);
+  reglab, like timm, does not.
 
 **Frozen parameters** (``requires_grad=False``) are never selected unless
 ``frozen=True``: they are not trained, so a penalty on them only costs
@@ -77,8 +103,9 @@ def _norm_types() -> tuple[type, ...]:
     return tuple(getattr(nn, n) for n in names if hasattr(nn, n))
 
 
-#: Module types whose parameters the default selection leaves out.
-EXCLUDED_MODULE_TYPES: tuple[type, ...] = _norm_types() + (nn.Embedding, nn.EmbeddingBag)
+#: Module types whose parameters the default selection leaves out (normalization layers;
+#: embedding tables are decayed, as timm and the HF Trainer do).
+EXCLUDED_MODULE_TYPES: tuple[type, ...] = _norm_types()
 
 ParamPredicate = Callable[[str, nn.Parameter, nn.Module], bool]
 
@@ -92,7 +119,8 @@ EXCLUDED_NAMES = frozenset({
 
 
 def default_exclude(name: str, param: nn.Parameter, module: nn.Module) -> bool:
-    """True for biases, 0-d/1-d parameters, normalization/embedding parameters and token tables."""
+    """True for biases, 0-d/1-d parameters, normalization parameters and ViT token tables
+    (``model.no_weight_decay()`` is applied by :meth:`Selection.parameters`, which sees the model)."""
     leaf = name.rsplit(".", 1)[-1]
     return (
         leaf == "bias" or param.ndim <= 1 or leaf in EXCLUDED_NAMES or isinstance(module, EXCLUDED_MODULE_TYPES)
@@ -179,6 +207,7 @@ class Selection:
     def parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         """The (name, parameter) pairs selected in ``model``, in model order, each once."""
         exclude = self.exclude_fn
+        declared = _no_weight_decay(model) if self.exclude == "default" else ()
         chosen = []
         for mod_name, module in model.named_modules():
             for leaf, p in module.named_parameters(recurse=False):
@@ -186,6 +215,8 @@ class Selection:
                 if not p.requires_grad and not self.frozen:
                     continue
                 if exclude is not None and exclude(full, p, module):
+                    continue
+                if declared and any(fnmatch.fnmatchcase(full, pattern) for pattern in declared):
                     continue
                 if self._match_name is not None and not self._match_name(full):  # type: ignore[attr-defined]
                     continue
@@ -197,6 +228,19 @@ class Selection:
         # A parameter shared by two modules is regularized once.
         seen: set[int] = set()
         return [(n, p) for n, p in chosen if not (id(p) in seen or seen.add(id(p)))]
+
+
+def _no_weight_decay(model: nn.Module) -> tuple[str, ...]:
+    """The names (or ``fnmatch`` patterns) a model's ``no_weight_decay()`` returns (timm's convention)."""
+    method = getattr(model, "no_weight_decay", None)
+    if not callable(method):
+        return ()
+    names = method()
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            f"{type(model).__name__}.no_weight_decay() must return a set of parameter names, got {names!r}"
+        )
+    return tuple(names)
 
 
 def pick_tensor(output: Any, select: Any, where: str, who: str) -> torch.Tensor:

@@ -89,10 +89,12 @@ class PerTensorState(WeightRegularizer):
 class PowerIterationState(PerTensorState):
     """Per-tensor unit start vectors for power-iteration penalties (SRIP, spectral norm).
 
-    The class's ``function(ws, us)`` returns ``(value, [new u…])``; the new
-    vectors are written back to the buffers, so each call advances the
-    iteration and ``state_dict`` resumes it.
+    The class's ``power_step(ws, us)`` (default: its ``function``) returns
+    ``(value, [new u…])``; the new vectors are written back to the buffers,
+    so each call advances the iteration and ``state_dict`` resumes it.
     """
+
+    power_step: Any = None
 
     _state_prefix = "u__"
 
@@ -104,7 +106,8 @@ class PowerIterationState(PerTensorState):
         ws = [w] if isinstance(w, torch.Tensor) else list(w)
         bufs = [self.state_of(t) for t in ws]
         # clone: the graph keeps u, the buffer moves on
-        value, new = type(self).function(ws, [b.clone() for b in bufs])
+        step = type(self).power_step or type(self).function
+        value, new = step(ws, [b.clone() for b in bufs])
         with torch.no_grad():
             for b, n in zip(bufs, new):
                 b.copy_(n)

@@ -1,7 +1,7 @@
 """Diagnostics on a model's weights: sparsity, group sparsity, orthogonality, norms.
 
 "Weights" are the parameters the default selection takes (``reglab.core.selection``'s
-``default_exclude``: no biases, no normalization or embedding parameters),
+``default_exclude``: no biases, no normalization parameters, no 1-d parameters),
 so the numbers describe what a weight regularizer acts on.
 """
 

@@ -4,7 +4,7 @@
 "embedding", form "posthoc"; one paper per module: ``classic``,
 ``whitening``, ``zipfian_whitening``, ``all_but_the_top``, and the retrieval
 compressions ``lvq`` and ``leanvec``, on the shared
-``base``), the sentence encoders (optional extra ``reglab[text]``) and the
+``base``), the sentence encoders (the optional ``text`` extra) and the
 STS evaluation behind ``reglab sts``.
 """
 

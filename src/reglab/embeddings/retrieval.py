@@ -28,7 +28,7 @@ LVQ-8, SVS's usual primary; no re-ranking with full vectors, which would cost
 a second copy); whitening (+ normalization) then LVQ-8, at d and d/2; faiss
 ``IndexScalarQuantizer`` SQ8 and SQ4 and ``IndexPQ`` (8-bit codes) at the
 bytes of LVQ-4 and of the d/4 LeanVec rows (``pip install faiss-cpu``, the
-``reglab[faiss]`` extra; skipped with that message when absent).
+``faiss`` extra; skipped with that message when absent).
 
 STS data (:func:`sts_retrieval_set`): the corpus is the distinct sentences of
 the files; each pair with gold score ≥ 4 (of 5) gives a query (its sentence1)

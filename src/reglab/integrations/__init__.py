@@ -1,5 +1,5 @@
 """Where practitioners already train: Lightning and the Hugging Face Trainer.
 
 Each integration lives in its own module and imports its library only there
-(optional extras: ``pip install "reglab[lightning]"``, ``"reglab[transformers]"``).
+(optional extras; from a checkout: ``pip install -e ".[lightning]"``, ``pip install -e ".[transformers]"``).
 """

@@ -33,7 +33,7 @@ except ImportError:  # the older package name
     try:
         import pytorch_lightning as pl  # type: ignore[no-redef]
     except ImportError as err:
-        raise ImportError("reglab.integrations.lightning needs Lightning: pip install 'reglab[lightning]'") from err
+        raise ImportError("reglab.integrations.lightning needs Lightning: pip install -e '.[lightning]' (from a reglab checkout)") from err
 
 from reglab.core.attach import RegularizerSet, attach
 from reglab.core.regularizer import Binding, Regularizer

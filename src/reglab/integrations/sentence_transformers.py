@@ -28,7 +28,7 @@ except ImportError:  # sentence-transformers < 5.2 keeps its modules here
         from sentence_transformers.models import Module  # type: ignore[no-redef]
     except ImportError as err:
         raise ImportError(
-            "reglab.integrations.sentence_transformers needs sentence-transformers: pip install 'reglab[text]'"
+            "reglab.integrations.sentence_transformers needs sentence-transformers: pip install -e '.[text]' (from a reglab checkout)"
         ) from err
 
 from reglab.core.registry import from_config

@@ -30,7 +30,7 @@ from typing import Any
 try:
     import transformers
 except ImportError as err:
-    raise ImportError("reglab.integrations.transformers needs transformers: pip install 'reglab[transformers]'") from err
+    raise ImportError("reglab.integrations.transformers needs transformers: pip install -e '.[transformers]' (from a reglab checkout)") from err
 
 from reglab.core.attach import RegularizerSet, attach
 from reglab.core.regularizer import Binding, Regularizer

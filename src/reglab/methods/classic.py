@@ -124,6 +124,7 @@ class L2(WeightRegularizer):
     """
 
     name = "l2"
+    overlaps_weight_decay = True
     claims = (
         Claim(
             "Weight decay improves generalization, most where data is scarce",

@@ -35,7 +35,7 @@ def _check_ids(who: str, ids: object, rows: int, gather: bool) -> torch.Tensor:
 
 
 @hyperparameters("KoLeo", eps=positive)
-def koleo(z: torch.Tensor, *, eps: float = 1e-8, ids: torch.Tensor | None = None, gather: bool = False) -> torch.Tensor:
+def koleo(z: torch.Tensor, *, eps: float = 1e-8, ids: torch.Tensor | None = None, gather: bool = True) -> torch.Tensor:
     """KoLeo loss ``−(1/n) Σ_i log(min_{j≠i} ‖x_i − x_j‖₂ + ε)``, ``x = z/‖z‖₂`` per row.
 
     DINOv2's form (``KoLeoLoss``: ε = 1e-8 in the normalization and in the
@@ -46,8 +46,9 @@ def koleo(z: torch.Tensor, *, eps: float = 1e-8, ids: torch.Tensor | None = None
     ``ids`` (optional, integer, one per row): rows with equal ids are
     positives (views of the same image) and never each other's neighbour,
     the SSCD variant (Pizzi et al. 2022): the distance to the nearest
-    *non-matching* sample. ``gather=True`` searches the neighbours in the
-    global batch under DDP (SSCD does; DINOv2 does not, the default).
+    *non-matching* sample. ``gather=True`` (the default, reglab's one rule for
+    batch statistics) searches the neighbours in the global batch under DDP, as
+    SSCD does; DINOv2 searches each rank's batch: ``gather=False``.
     """
     who = "KoLeo"
     local_rows = z.shape[0] if isinstance(z, torch.Tensor) and z.ndim else 0
@@ -99,9 +100,9 @@ class KoLeo(RepresentationRegularizer):
     ``reg(z, ids=ids)`` excludes positives (rows with equal ``ids``, e.g.
     the two views of one image) from the neighbour search, as SSCD does
     (the sheet's ``exclude_mask``, given as one id per row). Like DINOv2 (which applies it to each
-    global crop's chunk of the batch), the default ``gather=False`` keeps the
-    neighbour search on each rank's batch under DDP; ``gather=True`` uses the
-    global batch (SSCD). Bound with ``.on(activations=...)`` to a layer that
+    global crop's chunk of the batch) on each rank's batch, pass ``gather=False``
+    under DDP; the default ``gather=True`` uses the global batch (SSCD), as every
+    batch-statistic regularizer in reglab does. Bound with ``.on(activations=...)`` to a layer that
     sees two views per step, it is applied to each view's batch separately
     (DINOv2's ``sum(koleo(p) for p in chunk(2))``).
 

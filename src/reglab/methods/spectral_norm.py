@@ -6,6 +6,13 @@ per call from a persistent left vector u (their Algorithm 1):
 v = Wᵀu/‖Wᵀu‖, u' = Wv/‖Wv‖, σ = u'ᵀWv with u', v held constant. Conv
 kernels are read as the (out, in·k…) matrix, as in the paper.
 
+Functional form: ``RF.spectral_norm_penalty(w)`` returns the scalar ½σ²
+(exact σ_max without a vector; one power-iteration step from ``u=`` with
+one); the class keeps the persistent power-iteration vector. The name
+avoids torch's ``torch.nn.utils.parametrizations.spectral_norm``, a
+reparametrization (W/σ), not a penalty. ``RF.spectral_norm(w, u)`` (returns
+``(value, u')``) is kept, deprecated, until the next release.
+
 Gradient (``mode="grad"``): with u', v held constant, ∂(½σ²)/∂W = σ·u'vᵀ
 (one outer product after the power-iteration step; no autograd graph).
 Worth applying lazily (``.on(every=k)``, weight k·λ) on large models.
@@ -13,13 +20,14 @@ Worth applying lazily (``.on(every=k)``, weight k·λ) on large models.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 
 from reglab.core import Baseline, Claim, Paper, PowerIterationState, register
 from reglab.ops import (
-    add_scaled_, as_tensors, checked_total, flatten_rows, full_precision, no_autocast, paired_tensors,
+    add_scaled_, as_tensors, check_tensor, checked_total, flatten_rows, full_precision, no_autocast, paired_tensors,
     per_tensor_result, safe_norm, sum_terms,
 )
 
@@ -29,15 +37,14 @@ PAPER = Paper(
 
 
 @full_precision
-def spectral_norm(
+def _power_step(
     w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
-    """Spectral norm regularization ``½σ(W)²`` (Yoshida & Miyato, 2017).
+    """``½σ(W)²`` by one power-iteration step, and the advanced vector (what :class:`SpectralNorm` keeps).
 
-    One power-iteration step from the persistent left vector ``u`` (size
-    out): ``v = Wᵀu/‖Wᵀu‖``, ``u' = Wv/‖Wv‖``, ``σ = u'ᵀWv`` with ``u', v``
-    held constant (Algorithm 1). Returns ``(½σ², u')``; for a list of weights
-    and a list of vectors, ``(Σ ½σ², [u'…])``.
+    From the left vector ``u`` (size out): ``v = Wᵀu/‖Wᵀu‖``, ``u' = Wv/‖Wv‖``,
+    ``σ = u'ᵀWv`` with ``u', v`` held constant (Algorithm 1). Returns
+    ``(½σ², u')``; for a list of weights and a list of vectors, ``(Σ ½σ², [u'…])``.
     """
     who = "spectral_norm"
     ws, us = paired_tensors(who, w, u, "power-iteration vector", lambda t: (t.shape[0],), min_ndim=2)
@@ -55,6 +62,45 @@ def spectral_norm(
         news.append(u_new)
     total = checked_total(who, sum_terms(values), ws)
     return per_tensor_result(w, total, news)
+
+
+@full_precision
+def spectral_norm_penalty(
+    w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Spectral norm regularization ``½σ(W)²`` (Yoshida & Miyato, 2017): a scalar.
+
+    Without ``u``: the exact largest singular value of each weight read as the
+    (out, in·k…) matrix (one SVD per tensor; its gradient is σ·u₁v₁ᵀ). With
+    ``u`` (one unit vector of size out per weight): the paper's estimate, one
+    power-iteration step from it (Algorithm 1), whose gradient is σ·u'vᵀ with
+    ``u', v`` held constant. :class:`SpectralNorm` keeps ``u`` across steps
+    (the paper's persistent vector, in ``state_dict``). A list of weights
+    gives the sum.
+    """
+    if u is not None:
+        return _power_step(w, u)[0]
+    who = "spectral_norm"
+    ws = as_tensors(who, w, min_ndim=2)
+    for t in ws:  # LAPACK fails on non-finite input, so check before the SVD (it dwarfs the check)
+        check_tensor(who, t, arg="weight")
+    values = [0.5 * torch.linalg.matrix_norm(flatten_rows(t), ord=2).pow(2) for t in ws]
+    return checked_total(who, sum_terms(values), ws)
+
+
+def spectral_norm(
+    w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
+    """Deprecated: ``(½σ², u')`` by one power-iteration step; use :func:`spectral_norm_penalty`
+    (a scalar; the name no longer shadows torch's ``spectral_norm`` reparametrization)."""
+    warnings.warn(
+        "reglab.functional.spectral_norm(w, u) is deprecated and returns (value, u'): use "
+        "spectral_norm_penalty(w) (exact σ) or spectral_norm_penalty(w, u) (one power-iteration step), "
+        "which return the penalty alone; reglab.SpectralNorm keeps the vector",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _power_step(w, u)
 
 
 @register
@@ -98,7 +144,9 @@ class SpectralNorm(PowerIterationState):
     )
     formula = "R(W) = ½ σ_max(W)²"
     paper = PAPER
-    function = spectral_norm
+    function = spectral_norm_penalty
+    power_step = _power_step  # the step that also returns the advanced vector (PowerIterationState)
+    call_args = ("u",)
     default_weight = 1e-2
 
 

@@ -27,8 +27,9 @@ unless β = 0.
 
 Pinned from the paper's full text (the official code could not be read):
 no hard normalisation of z before L_E (the sphere is soft), and the MST of
-each view on the local batch (the paper describes no all-gather;
-``gather=True`` computes it on the global batch under DDP instead).
+each view on the local batch (the paper describes no all-gather). reglab's
+default ``gather=True`` (one rule for every batch statistic) computes it on
+the global batch under DDP; ``gather=False`` gives the paper's per-rank MST.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _check_order(who: str, beta: float, gamma: float, lam: float) -> None:
 
 
 @hyperparameters("TREGS", gamma=non_negative, lam=non_negative)
-def t_reg(z: torch.Tensor, *, gamma: float = 0.2, lam: float = 8e-4, gather: bool = False) -> torch.Tensor:
+def t_reg(z: torch.Tensor, *, gamma: float = 0.2, lam: float = 8e-4, gather: bool = True) -> torch.Tensor:
     """T-REG of one view (Mordacq et al., 2025, Eq. 6): ``γ·L_E(Z) + λ·L_S(Z)``, with
     ``L_E = −E(MST(Z))/n`` and ``L_S = mean_i (‖z_i‖ − 1)²``; for use on one branch or
     modality next to another loss. ``gather=True``: the MST of the global batch under DDP."""
@@ -137,7 +138,7 @@ class TRegsTerms(NamedTuple):
     sphere: torch.Tensor  # L_S(Z) + L_S(Z')
 
 
-def t_regs_terms(z1: torch.Tensor, z2: torch.Tensor, *, gather: bool = False) -> TRegsTerms:
+def t_regs_terms(z1: torch.Tensor, z2: torch.Tensor, *, gather: bool = True) -> TRegsTerms:
     """The three unweighted T-REGS terms of two views (Mordacq et al., 2025, Sec. 5): the
     invariance ``(1/n)Σ‖z_i − z'_i‖²`` (summed over dimensions, averaged over the batch),
     and the MST-length and sphere terms of each view, one MST per view, summed."""
@@ -189,9 +190,9 @@ class TREGS(RepresentationRegularizer):
     (Sec. 5.1, Table 4). ``beta=0`` gives the regularizer alone, for use as an
     auxiliary term next to another SSL loss (the paper's BYOL / Barlow Twins /
     CLIP experiments). β ≥ γ ≥ λ is required (Table 4: otherwise collapse);
-    γ ≥ λ is checked always, β ≥ γ unless β = 0. The MST is computed on the
-    local batch (the paper describes no all-gather); ``gather=True`` uses the
-    global batch under DDP. Cost per view: O(n²d) distances + O(n²) Prim.
+    γ ≥ λ is checked always, β ≥ γ unless β = 0. Under DDP the MST is computed
+    on the global batch (``gather=True``, reglab's rule for batch statistics);
+    the paper describes no all-gather, ``gather=False`` computes it per rank. Cost per view: O(n²d) distances + O(n²) Prim.
 
     Mordacq, Loiseaux, Kalogeiton & Oudot (2025), NeurIPS, arXiv:2510.23484.
     """

@@ -8,8 +8,8 @@ baselines (``arm=None``), from the task argument ``index`` (``"faiss-sq4"``, ``"
 :func:`reglab.embeddings.retrieval.index_named`). Metric: recall@10 against exact float32 search; the
 queries are split into 16 fixed folds (a seeded permutation, the same for every arm), the units the
 claims pair over (``paired_over="units"``); ``bytes_per_vector`` says what the index stores. The data and
-encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab; extra ``reglab[text]``), faiss too
-(``reglab[faiss]``): without them the run is skipped.
+encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab; the ``text`` extra), faiss too
+(the ``faiss`` extra): without them the run is skipped.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ protocol of BERT-whitening, Su et al. 2021) and scored by the mean Spearman
 and Pearson correlation of cosine similarity with the gold scores, as
 :func:`reglab.embeddings.sts.evaluate_sts` does for ``reglab sts``. The data
 and the encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab;
-extra ``reglab[text]``): without them the run is reported as skipped.
+the ``text`` extra): without them the run is reported as skipped.
 """
 
 from __future__ import annotations
