@@ -154,6 +154,7 @@ class Claim:
     testable: bool = True
     untestable_reason: str = ""
     paired_over: Literal["seeds", "units"] = "seeds"
+    control: Baseline | None = None
 
     def __post_init__(self) -> None:
         if not self.testable:
