@@ -14,7 +14,9 @@ import pytest
 from reglab.embeddings import beir as B
 from reglab.embeddings import retrieval as R
 
-pytest.importorskip("pytrec_eval")
+needs_trec_eval = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("pytrec_eval") is None, reason="pip install pytrec_eval-terrier"
+)
 
 SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "beir" / "scifact"
 
@@ -190,6 +192,7 @@ def plain_metrics(ranking: list[str], qrel: dict[str, int]) -> tuple[float, floa
     return dcg / idcg, recall, rr
 
 
+@needs_trec_eval
 def test_metrics_match_a_plain_implementation():
     rng = np.random.default_rng(3)
     docs = [f"d{i}" for i in range(300)]
@@ -211,6 +214,7 @@ def test_metrics_match_a_plain_implementation():
     assert 0.1 < np.mean(list(got["ndcg@10"].values())) < 0.9
 
 
+@needs_trec_eval
 def test_metrics_keep_the_given_order_of_ties():
     # trec_eval sorts by score and breaks ties by document id: the ranking's own order must count
     qrels = {"q": {"a": 1}}
@@ -224,6 +228,7 @@ def test_metrics_keep_the_given_order_of_ties():
 # evaluation and the CLI
 
 
+@needs_trec_eval
 def test_raw_ndcg_equals_an_independent_computation(tmp_path):
     write_beir(tmp_path)
     data = B.load_beir(tmp_path)
@@ -245,6 +250,7 @@ def test_raw_ndcg_equals_an_independent_computation(tmp_path):
     assert enc.calls == 2  # corpus + queries, once
 
 
+@needs_trec_eval
 def test_a_failing_method_is_reported_and_the_rest_stands(tmp_path):
     write_beir(tmp_path)
     data = B.load_beir(tmp_path)
@@ -286,6 +292,7 @@ def test_binary_rescoring_reorders_the_hamming_candidates():
     assert overlap["binary + rescore (float32 vectors)"] >= overlap["binary + rescore (int8 vectors)"] - 0.5
 
 
+@needs_trec_eval
 def test_cli_end_to_end_on_a_synthetic_folder(tmp_path, monkeypatch, capsys):
     import reglab.embeddings.encoders as E
     from reglab.cli import main
@@ -312,6 +319,7 @@ def test_cli_end_to_end_on_a_synthetic_folder(tmp_path, monkeypatch, capsys):
     assert "qrels/dev.tsv: missing" in capsys.readouterr().err
 
 
+@needs_trec_eval
 @pytest.mark.text
 @pytest.mark.slow
 def test_scifact_raw_ndcg_with_minilm():
@@ -326,3 +334,37 @@ def test_scifact_raw_ndcg_with_minilm():
     docs, queries, fit = B.encode_beir(data, get_encoder("minilm", use_cache=False))
     report = B.evaluate_beir(data, docs, queries, fit, methods=[R._Raw()])
     assert report.rows[0].scores["ndcg@10"] == pytest.approx(0.645, abs=0.01)
+
+
+@needs_trec_eval
+def test_lab_task_reports_per_query_units(tmp_path, monkeypatch):
+    import reglab.embeddings.encoders as E
+    from reglab.bench.experiments.beir import beir_task
+    from reglab.bench.tasks import TaskUnavailable
+
+    write_beir(tmp_path / "toy")
+    monkeypatch.setattr(E, "get_encoder", lambda name, **kw: HashEncoder())
+    monkeypatch.setattr(E, "default_cache_dir", lambda: tmp_path / "cache")
+    lvq = beir_task({"name": "lvq", "bits": 8}, data=str(tmp_path / "toy"))
+    raw = beir_task(None, index="exact", data=str(tmp_path / "toy"))
+    white = beir_task({"name": "whitening", "k": 24}, data=str(tmp_path / "toy"))
+    assert list(lvq.units["ndcg10"]) == [f"q{i}" for i in range(30)] == list(raw.units["ndcg10"])
+    assert lvq.metrics["bytes_per_vector"] == 52 and raw.metrics["bytes_per_vector"] == 192
+    assert raw.metrics["ndcg10"] == pytest.approx(np.mean(list(raw.units["ndcg10"].values())))
+    assert white.metrics["bytes_per_vector"] == 4 * 24
+    with pytest.raises(TaskUnavailable, match="1000 training vectors"):  # PQ on 150 documents
+        beir_task(None, index="faiss-pq-lvq4", data=str(tmp_path / "toy"))
+
+
+def test_every_beir_claim_names_indexes_that_exist():
+    from reglab.bench.suite import collect_claims
+
+    refs = [r for r in collect_claims() if r.claim.task == "beir"]
+    assert {r.regularizer for r in refs} >= {"lvq", "leanvec", "binary_quantization", "whitening", "all_but_the_top"}
+    for ref in refs:
+        assert R.index_for_config(ref.arm(), 384) is not None
+        arms = [b for b in ref.claim.compared_with] + ([ref.claim.control] if ref.claim.control else [])
+        for b in arms:
+            assert R.index_named(b.task_args["index"], 384) is not None
+        if ref.claim.kind == "non-inferiority":
+            assert ref.claim.control is not None, ref.id

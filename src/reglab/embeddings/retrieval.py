@@ -384,6 +384,8 @@ class _Binary(_Method):
     group = "binary"
 
     def __init__(self, rescore: str | None = None, multiplier: int = 4):
+        if rescore not in (None, "pm1", "int8", "float32"):
+            raise ValueError(f"binary codes: rescore must be None, 'pm1', 'int8' or 'float32', got {rescore!r}")
         self.rescore, self.multiplier = rescore, multiplier
         self.label = "binary (sign, Hamming)" if rescore is None else {
             "pm1": "binary + rescore (±1 codes)", "int8": "binary + rescore (int8 vectors)",
@@ -471,6 +473,8 @@ def index_for_config(cfg: dict[str, Any], d: int) -> _Method:
         return _LVQ(int(cfg.get("bits", 8)), int(cfg.get("residual_bits", 0)))
     if cfg["name"] == "leanvec":
         return _LeanVec(cfg.get("mode", "id"), max(1, round(d / int(cfg.get("n_components") or d // 2))))
+    if cfg["name"] == "binary_quantization":
+        return _Binary(cfg.get("rescore", "pm1"), int(cfg.get("multiplier", 4)))
     from reglab.core.registry import from_config, get
     from reglab.embeddings.base import EmbeddingTransform
 
