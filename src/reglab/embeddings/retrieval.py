@@ -30,6 +30,12 @@ a second copy); whitening (+ normalization) then LVQ-8, at d and d/2; faiss
 bytes of LVQ-4 and of the d/4 LeanVec rows (``pip install faiss-cpu``, the
 ``reglab[faiss]`` extra; skipped with that message when absent).
 
+``reglab retrieval --beir`` (:func:`beir_methods`, scored against relevance judgements by
+:mod:`reglab.embeddings.beir`) adds: exact search after a post-hoc transform (center, whitening,
+all-but-the-top); faiss OPQ+PQ (``index_factory("OPQ{M},PQ{M}x8")``); binary codes (sign, faiss
+``IndexBinaryFlat``) alone or with the Hamming candidates re-ranked (BPR's ±1 codes, or
+sentence-transformers' int8 / float32 rescoring); plain truncation to the first dimensions.
+
 STS data (:func:`sts_retrieval_set`): the corpus is the distinct sentences of
 the files; each pair with gold score ≥ 4 (of 5) gives a query (its sentence1)
 whose relevant item is its sentence2; the query's own sentence is excluded from
