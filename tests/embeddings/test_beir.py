@@ -315,6 +315,10 @@ def test_cli_end_to_end_on_a_synthetic_folder(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out" / "results.md").read_text().count("\n| ") == len(res["rows"]) + 1
     assert (tmp_path / "out" / "ndcg_vs_bytes.png").stat().st_size > 1000
     assert "| raw | " in capsys.readouterr().out
+    assert main(["retrieval", "--beir", str(tmp_path / "toy"), "--skip", "lvq, Binary", "--out", str(tmp_path / "o2")]) == 0
+    kept = [r["method"] for r in json.loads((tmp_path / "o2" / "results.json").read_text())["rows"]]
+    assert "raw" in kept and "faiss SQ8" in kept and not [m for m in kept if "LVQ" in m or "binary" in m]
+    capsys.readouterr()
     assert main(["retrieval", "--beir", str(tmp_path / "toy"), "--split", "dev", "--out", ""]) == 2
     assert "qrels/dev.tsv: missing" in capsys.readouterr().err
 

@@ -259,7 +259,11 @@ def _run_beir(args: argparse.Namespace, say) -> int:
         say(f"{data.name} ({data.split}): {len(data.doc_ids)} documents, {len(data.query_ids)} queries; "
             f"encoding with {enc.name} (cached by file hash)")  # fmt: skip
         docs, queries, fit = encode_beir(data, enc, cache_dir=args.cache, use_cache=not args.no_cache)
-        report = evaluate_beir(data, docs, queries, fit, progress=say, encoder=enc.name)
+        from reglab.embeddings.retrieval import beir_methods
+
+        skip = [w.strip().lower() for w in (args.skip or "").split(",") if w.strip()]
+        methods = [m for i, m in enumerate(beir_methods(docs.shape[1])) if i == 0 or not any(w in m.label.lower() for w in skip)]
+        report = evaluate_beir(data, docs, queries, fit, methods=methods, progress=say, encoder=enc.name)
     except (BeirFormatError, FileNotFoundError, ValueError, OSError, ImportError, RegularizerInputError) as err:
         print(f"reglab retrieval: {err}", file=sys.stderr)
         return 2
@@ -302,6 +306,9 @@ def register_retrieval(sub: argparse._SubParsersAction) -> None:
                    "nDCG@10, Recall@100, MRR@10 against the qrels for every method; --out gets results.json, "
                    "results.md and ndcg_vs_bytes.png")
     p.add_argument("--split", default="test", help="the qrels split of --beir (default test)")
+    p.add_argument("--skip", default="", metavar="WORDS",
+                   help="with --beir: leave out the methods whose name contains one of these comma-separated "
+                   "words (case-insensitive), e.g. --skip OPQ (its training takes minutes); raw always runs")
     p.add_argument("--vectors", metavar="X.npy", help="database vectors (n, d) instead of STS")
     p.add_argument("--queries", metavar="Q.npy", help="query vectors (m, d), with --vectors")
     p.add_argument("--relevant", metavar="R.npy", help="one relevant database id per query (-1: none), for hit@k")
