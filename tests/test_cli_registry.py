@@ -19,6 +19,6 @@ def test_list_reads_the_default_results_folder_when_it_holds_full_runs(tmp_path,
     import reglab.bench.cli as bench_cli
 
     seen = []
-    monkeypatch.setattr(bench_cli, "verdicts_from", lambda path, names: seen.append(path) or {})
+    monkeypatch.setattr(bench_cli, "verdicts_from", lambda path, names, **_: seen.append(path) or {})
     assert main(["list"]) == 0 and seen == [os.path.join("reglab-bench", "results.jsonl")]
     assert "verdicts: from reglab-bench/results.jsonl (seeds 3, 4 full)" in capsys.readouterr().out

@@ -157,8 +157,10 @@ def test_index_for_config_builds_the_arms_of_the_lab_task():
     assert index_for_config({"name": "lvq", "bits": 4, "residual_bits": 4}, 384).label == "LVQ-4×4"
     assert index_for_config({"name": "leanvec", "n_components": 96}, 384).label == "LeanVec-ID d/4 + LVQ-8"
     assert index_for_config({"name": "leanvec", "mode": "ood"}, 384).label == "LeanVec-OOD d/2 + LVQ-8"
-    with pytest.raises(ValueError, match="no retrieval index for 'whitening'"):
-        index_for_config({"name": "whitening"}, 384)
+    # any other embedding transform: exact search on its output (the beir task's whitening arms)
+    assert index_for_config({"name": "whitening", "k": 256}, 384).label == "whitening(k=256)"
+    with pytest.raises(ValueError, match="no retrieval index for 'l2'"):
+        index_for_config({"name": "l2"}, 384)
 
 
 def test_huge_vectors_are_normalized_without_overflow():

@@ -3,9 +3,9 @@
 ``reglab.embeddings`` holds the transforms (registered with kind
 "embedding", form "posthoc"; one paper per module: ``classic``,
 ``whitening``, ``zipfian_whitening``, ``all_but_the_top``, and the retrieval
-compressions ``lvq`` and ``leanvec``, on the shared
+compressions ``lvq``, ``leanvec`` and ``binary_quantization``, on the shared
 ``base``), the sentence encoders (the optional ``text`` extra) and the
-STS evaluation behind ``reglab sts``.
+STS and BEIR evaluations behind ``reglab sts`` and ``reglab retrieval``.
 """
 
 from reglab.embeddings.base import EmbeddingTransform, NotFittedError, Pipeline
@@ -15,6 +15,7 @@ from reglab.embeddings.zipfian_whitening import ZipfianWhitening
 from reglab.embeddings.all_but_the_top import AllButTheTop
 from reglab.embeddings.lvq import LVQ, LVQCodes
 from reglab.embeddings.leanvec import LeanVec
+from reglab.embeddings.binary_quantization import BinaryQuantization
 from reglab.embeddings.encoders import (
     CachedEncoder,
     MiniLMEncoder,
@@ -26,6 +27,7 @@ from reglab.embeddings.sts import evaluate_sts, read_sts_file
 
 __all__ = [
     "AllButTheTop",
+    "BinaryQuantization",
     "CachedEncoder",
     "Center",
     "EmbeddingTransform",

@@ -90,6 +90,32 @@ def sts_claim(statement: str, encoder: str, *, source: str, baselines: tuple = (
     )  # fmt: skip
 
 
+def beir_claim(
+    statement: str, *, arm: dict, baselines: tuple, source: str, settings: str = "", **fields: Any,
+):
+    """A claim on the lab's ``beir`` task: nDCG@10 on BEIR SciFact's 300 test queries (MiniLM), the arms
+    paired query by query (``paired_over="units"``), δ = one point of nDCG@10."""
+    from reglab.core.paper import Claim
+
+    return Claim(
+        statement, task="beir", metric="ndcg10", direction="higher", paired_over="units", arm=arm,
+        datasets=("scifact",), min_effect=0.01,
+        min_effect_reason="one point of nDCG@10 (×100), the resolution BEIR and MTEB tables report",
+        baselines=baselines,
+        settings="BEIR SciFact test (5,183 abstracts, 300 queries), all-MiniLM-L6-v2 embeddings (d = 384) of "
+        "title + text, exhaustive cosine search, nDCG@10 by trec_eval paired per query; instead of the paper's "
+        f"own datasets. {settings}".strip(),
+        source=source, **fields,
+    )  # fmt: skip
+
+
+def beir_index(label: str, index: str, why: str):
+    """A baseline of a ``beir`` claim: an index of :func:`reglab.embeddings.retrieval.index_named`."""
+    from reglab.core.paper import Baseline
+
+    return Baseline(label, task_args={"index": index}, why=why)
+
+
 class NotFittedError(RegularizerInputError, AttributeError):
     """``transform`` was called on a transform that needs ``fit`` first."""
 

@@ -206,6 +206,11 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
     steps = _Steps("reglab retrieval")
 
+    if args.beir:
+        if args.paths or args.vectors or args.queries:
+            print("reglab retrieval: give --beir, STS paths or --vectors/--queries, not several", file=sys.stderr)
+            return 2
+        return _run_beir(args, say)
     try:
         ks = tuple(int(k) for k in args.k.split(","))
     except ValueError:
@@ -285,6 +290,60 @@ def run_retrieval(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _run_beir(args: argparse.Namespace, say) -> int:
+    """``reglab retrieval --beir DIR``: relevance metrics on a BEIR-layout folder (or a BEIR dataset name)."""
+    import json as _json
+    from pathlib import Path
+
+    from reglab.core import RegularizerInputError
+    from reglab.embeddings.beir import (
+        BeirFormatError,
+        describe_beir,
+        encode_beir,
+        evaluate_beir,
+        format_beir_table,
+        load_beir,
+        plot_ndcg_vs_bytes,
+        results_json,
+    )
+    from reglab.embeddings.encoders import TextExtraMissing, get_encoder
+
+    try:
+        data = load_beir(args.beir, split=args.split)
+        try:
+            enc = get_encoder("minilm", use_cache=False, progress=sys.stderr.isatty())
+        except TextExtraMissing as err:
+            print(f"reglab retrieval: {err}", file=sys.stderr)
+            return 2
+        say(f"{data.name} ({data.split}): {len(data.doc_ids)} documents, {len(data.query_ids)} queries; "
+            f"encoding with {enc.name} (cached by file hash)")  # fmt: skip
+        docs, queries, fit = encode_beir(data, enc, cache_dir=args.cache, use_cache=not args.no_cache)
+        from reglab.embeddings.retrieval import beir_methods
+
+        skip = [w.strip().lower() for w in (args.skip or "").split(",") if w.strip()]
+        methods = [m for i, m in enumerate(beir_methods(docs.shape[1])) if i == 0 or not any(w in m.label.lower() for w in skip)]
+        report = evaluate_beir(data, docs, queries, fit, methods=methods, progress=say, encoder=enc.name)
+    except (BeirFormatError, FileNotFoundError, ValueError, OSError, ImportError, RegularizerInputError) as err:
+        print(f"reglab retrieval: {err}", file=sys.stderr)
+        return 2
+    text = describe_beir(report) + "\n\n" + format_beir_table(report) + "\n"
+    print(text, flush=True)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(_json.dumps(results_json(report), indent=1) + "\n", encoding="utf-8")
+        (out / "results.md").write_text(text, encoding="utf-8")
+        try:
+            plot = plot_ndcg_vs_bytes(report, out / "ndcg_vs_bytes.png")
+            say(f"wrote {out / 'results.json'}, {out / 'results.md'} and {plot}")
+        except ImportError:
+            say(f"wrote {out / 'results.json'} and {out / 'results.md'}; no plot (pip install matplotlib)")
+    failed = [r.method for r in report.rows if r.failed and not r.failed.startswith("skipped")]
+    if failed:
+        say(f"failed: {', '.join(failed)} (the other rows stand)")
+    return 1 if report.rows[0].failed else 0
+
+
 def register_retrieval(sub: argparse._SubParsersAction) -> None:
     """Add ``retrieval`` to the ``reglab`` parser."""
     p = sub.add_parser(
@@ -297,11 +356,20 @@ def register_retrieval(sub: argparse._SubParsersAction) -> None:
             "SQ8/SQ4/PQ (pip install faiss-cpu; skipped when absent). STS: the corpus is the distinct sentences; "
             "each pair with gold score >= --min-score gives a query (sentence1) whose relevant item is sentence2. "
             "An index that fails on these vectors is reported as FAILED with its cause and the other rows stand "
-            "(exit status 1); bad input exits 2."
+            "(exit status 1); bad input exits 2. "
+            "With --beir DIR: relevance on a BEIR retrieval set instead (see docs/beir.md)."
         ),
     )
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="STS files or folders; default: $REGLAB_STS_DATA if set, else " + _DEFAULT_HELP)  # fmt: skip
+    p.add_argument("--beir", metavar="DIR", help="a folder in BEIR's layout (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) "
+                   "or a BEIR dataset name (downloaded once into $REGLAB_BEIR_CACHE or ~/.cache/reglab/beir): "
+                   "nDCG@10, Recall@100, MRR@10 against the qrels for every method; --out gets results.json, "
+                   "results.md and ndcg_vs_bytes.png")
+    p.add_argument("--split", default="test", help="the qrels split of --beir (default test)")
+    p.add_argument("--skip", default="", metavar="WORDS",
+                   help="with --beir: leave out the methods whose name contains one of these comma-separated "
+                   "words (case-insensitive), e.g. --skip OPQ (its training takes minutes); raw always runs")
     p.add_argument("--vectors", metavar="X.npy", help="database vectors (n, d) instead of STS")
     p.add_argument("--queries", metavar="Q.npy", help="query vectors (m, d), with --vectors")
     p.add_argument("--relevant", metavar="R.npy", help="one relevant database id per query (-1: none), for hit@k")

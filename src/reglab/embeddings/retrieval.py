@@ -30,6 +30,12 @@ a second copy); whitening (+ normalization) then LVQ-8, at d and d/2; faiss
 bytes of LVQ-4 and of the d/4 LeanVec rows (``pip install faiss-cpu``, the
 ``faiss`` extra; skipped with that message when absent).
 
+``reglab retrieval --beir`` (:func:`beir_methods`, scored against relevance judgements by
+:mod:`reglab.embeddings.beir`) adds: exact search after a post-hoc transform (center, whitening,
+all-but-the-top); faiss OPQ+PQ (``index_factory("OPQ{M},PQ{M}x8")``); binary codes (sign, faiss
+``IndexBinaryFlat``) alone or with the Hamming candidates re-ranked (BPR's ±1 codes, or
+sentence-transformers' int8 / float32 rescoring); plain truncation to the first dimensions.
+
 STS data (:func:`sts_retrieval_set`): the corpus is the distinct sentences of
 the files; each pair with gold score ≥ 4 (of 5) gives a query (its sentence1)
 whose relevant item is its sentence2; the query's own sentence is excluded from
@@ -54,11 +60,14 @@ __all__ = [
     "IndexSkipped",
     "RetrievalReport",
     "RetrievalRow",
+    "beir_methods",
+    "binary_codes",
     "default_methods",
     "evaluate_retrieval",
     "format_table",
     "index_for_config",
     "index_named",
+    "int8_codes",
     "per_query_recall",
     "plot_recall_vs_bytes",
     "sts_retrieval_set",
@@ -259,23 +268,175 @@ class _Faiss(_Method):
                 raise IndexSkipped(f"skipped: PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
             index = faiss.IndexPQ(d, m, 8, faiss.METRIC_INNER_PRODUCT)
             index.pq.cp.min_points_per_centroid = 1  # only silences faiss's "provide ≥ 39·256 points" warning
+        elif self.kind == "opq":
+            m = self.arg
+            if d % m:
+                raise IndexSkipped(f"skipped: OPQ+PQ needs M dividing d={d}, got M={m}")
+            if len(db) < 1000:
+                raise IndexSkipped(f"skipped: OPQ+PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
+            # OPQ (Ge et al. 2013): a learned rotation before PQ; faiss's factory string, as its docs use it
+            index = faiss.index_factory(d, f"OPQ{m},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
+            faiss.downcast_index(index.index).pq.cp.min_points_per_centroid = 1
+            opq = faiss.downcast_VectorTransform(index.chain.at(0))
+            # 10 alternations of rotation and PQ after a 10-iteration initial PQ (faiss: 50 and 40): the
+            # faiss defaults take tens of CPU minutes at d = 384, M = 192 on one thread
+            opq.niter, opq.niter_pq_0 = 10, 10
         else:
             qt = {"sq8": faiss.ScalarQuantizer.QT_8bit, "sq4": faiss.ScalarQuantizer.QT_4bit}[self.kind]
             index = faiss.IndexScalarQuantizer(d, qt, faiss.METRIC_INNER_PRODUCT)
         index.train(db)
         index.add(db)
         self.index = index
-        self.bytes_per_vector = int(index.sa_code_size())
+        # the codes only (OPQ's rotation is a per-index constant, like LVQ's mean)
+        self.bytes_per_vector = int((index.index if self.kind == "opq" else index).sa_code_size())
 
     def search(self, queries, k, exclude):
         extra = 0 if exclude is None else 1
         _, ids = self.index.search(np.ascontiguousarray(queries), min(k + extra, self.index.ntotal))
-        if exclude is None:
-            return ids[:, :k]
-        keep = ids != exclude[:, None]
-        # drop the excluded id where present, else the last one; order is kept
-        keep[np.arange(len(ids)), np.where(keep.all(axis=1), ids.shape[1] - 1, np.argmin(keep, axis=1))] = False
-        return ids[keep].reshape(len(ids), -1)[:, :k]
+        return _drop_excluded(ids, exclude, k)
+
+
+def _drop_excluded(ids: np.ndarray, exclude: np.ndarray | None, k: int) -> np.ndarray:
+    """The first k of each row of ``ids`` (searched with one extra) without ``exclude[i]``; order is kept."""
+    if exclude is None:
+        return ids[:, :k]
+    keep = ids != exclude[:, None]
+    # drop the excluded id where present, else the last one
+    keep[np.arange(len(ids)), np.where(keep.all(axis=1), ids.shape[1] - 1, np.argmin(keep, axis=1))] = False
+    return ids[keep].reshape(len(ids), -1)[:, :k]
+
+
+class _Transformed(_Method):
+    """Exact float32 cosine search after a post-hoc transform fitted on the database (center, whitening,
+    all-but-the-top ...): both sides transformed, then L2-normalized."""
+
+    group = "transform"
+
+    def __init__(self, make: Callable[[int], list], label: str):
+        self.make, self.label = make, label
+
+    def fit(self, db, fit_queries):
+        from reglab.embeddings.base import Pipeline
+        from reglab.embeddings.classic import Normalize
+
+        self.pipe = Pipeline([*self.make(db.shape[1]), Normalize()]).fit(db)
+        self.db = np.ascontiguousarray(self.pipe.transform(db), dtype=np.float32)
+        self.bytes_per_vector = 4 * self.db.shape[1]
+
+    def search(self, queries, k, exclude):
+        return _scan(lambda q: np.asarray(self.pipe.transform(q), np.float32) @ self.db.T, queries, k, exclude)
+
+
+class _Truncate(_Method):
+    """The naive baseline: keep the first ``dims`` float32 coordinates (renormalized); not a Matryoshka
+    model, so this shows what dropping bytes without any fitting costs."""
+
+    group = "truncation"
+
+    def __init__(self, dims: int):
+        self.dims = dims
+        self.label = f"truncate to {dims} dims (float32)"
+
+    def fit(self, db, fit_queries):
+        if self.dims > db.shape[1]:
+            raise IndexSkipped(f"skipped: cannot keep {self.dims} of {db.shape[1]} dimensions")
+        self.db = _normalize(db[:, : self.dims])
+        self.bytes_per_vector = 4 * self.dims
+
+    def search(self, queries, k, exclude):
+        return _scan(lambda q: _normalize(q[:, : self.dims]) @ self.db.T, queries, k, exclude)
+
+
+def binary_codes(x: np.ndarray) -> np.ndarray:
+    """Sign bits packed 8 per byte, (n, ⌈d/8⌉) uint8: sentence-transformers' ``quantize_embeddings(x,
+    "ubinary")`` (``np.packbits(x > 0)``), row by row."""
+    return np.packbits(np.asarray(x) > 0, axis=1)
+
+
+def _int8_ranges(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = x.min(axis=0).astype(np.float32)
+    steps = (x.max(axis=0).astype(np.float32) - starts) / 255
+    return starts, np.where(steps == 0, 1, steps).astype(np.float32)  # a constant dimension: step 1
+
+
+def int8_codes(x: np.ndarray, calibration: np.ndarray | None = None) -> np.ndarray:
+    """sentence-transformers' ``quantize_embeddings(x, "int8")``: per dimension the range [min, max] of
+    ``calibration`` (default x itself) cut into 255 steps, clip(⌊(x − min)/step⌋, 0, 255) − 128."""
+    x = np.asarray(x, dtype=np.float32)
+    starts, steps = _int8_ranges(x if calibration is None else np.asarray(calibration, np.float32))
+    return (np.clip(np.floor((x - starts) / steps), 0, 255) - 128).astype(np.int8)
+
+
+def int8_decode(codes: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """The float vectors int8 codes stand for: (c + 128)·step + min (sentence-transformers'
+    ``_dequantize_embeddings``, which its rescoring scores the float query against)."""
+    starts, steps = _int8_ranges(np.asarray(calibration, np.float32))
+    return ((codes.astype(np.float32) + 128) * steps + starts).astype(np.float32)
+
+
+class _Binary(_Method):
+    """Binary codes (the sign of each coordinate, d/8 bytes) searched by Hamming distance with faiss
+    ``IndexBinaryFlat``; with ``rescore`` the top ``multiplier``·k candidates are re-scored by the float32
+    query against a second representation and re-sorted (sentence-transformers / Hugging Face "embedding
+    quantization" recipe: binary index in memory, rescoring vectors on disk):
+
+    * ``"pm1"``: the ±1 codes themselves (``semantic_search_faiss(..., rescore=True)``): no extra bytes;
+    * ``"int8"``: ``quantize_embeddings(..., "int8")`` codes calibrated on the database, dequantized and
+      scored against the float32 query (as ``semantic_search_faiss`` rescores int8): d extra bytes;
+    * ``"float32"``: the float32 vectors: 4d extra bytes.
+
+    ``bytes_per_vector`` counts every byte stored per vector (code + rescoring vectors); the scan reads
+    d/8."""
+
+    group = "binary"
+
+    def __init__(self, rescore: str | None = None, multiplier: int = 4):
+        if rescore not in (None, "pm1", "int8", "float32"):
+            raise ValueError(f"binary codes: rescore must be None, 'pm1', 'int8' or 'float32', got {rescore!r}")
+        self.rescore, self.multiplier = rescore, multiplier
+        self.label = "binary (sign, Hamming)" if rescore is None else {
+            "pm1": "binary + rescore (±1 codes)", "int8": "binary + rescore (int8 vectors)",
+            "float32": "binary + rescore (float32 vectors)"}[rescore]
+
+    def fit(self, db, fit_queries):
+        faiss = _faiss()
+        if faiss is None:
+            raise IndexSkipped(FAISS_MISSING)
+        faiss.omp_set_num_threads(1)
+        n, d = db.shape
+        codes = binary_codes(db)
+        self.index = faiss.IndexBinaryFlat(8 * codes.shape[1])
+        self.index.add(codes)
+        self.d = d
+        extra = 0
+        if self.rescore == "pm1":
+            self.vectors = np.unpackbits(codes, axis=1, count=d).astype(np.float32) * 2 - 1
+        elif self.rescore == "int8":
+            self.codes8 = int8_codes(db)
+            self.vectors = int8_decode(self.codes8, db)  # the (min, step) of each dimension: per-index constants
+            extra = d
+        elif self.rescore == "float32":
+            self.vectors = db
+            extra = 4 * d
+        self.bytes_per_vector = codes.shape[1] + extra
+
+    def search(self, queries, k, exclude):
+        extra = 0 if exclude is None else 1
+        depth = (k + extra) * (self.multiplier if self.rescore else 1)
+        _, ids = self.index.search(binary_codes(queries), min(depth, self.index.ntotal))
+        if self.rescore is not None:
+            ids = self._rescore(np.ascontiguousarray(queries, np.float32), ids)
+        return _drop_excluded(ids, exclude, k)
+
+    def _rescore(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        out = np.empty_like(ids)
+        for s in range(0, len(q), 32):
+            cand = ids[s : s + 32]
+            vecs = self.vectors[cand].astype(np.float32, copy=False)  # (b, c, d)
+            scores = np.einsum("bd,bcd->bc", q[s : s + 32], vecs)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            out[s : s + 32] = np.take_along_axis(cand, order, axis=1)
+        return out
 
 
 def index_named(name: str, d: int) -> _Method:
@@ -294,20 +455,40 @@ def index_named(name: str, d: int) -> _Method:
         return _LeanVec(parts[1], int(parts[2]))
     if name in ("faiss-sq8", "faiss-sq4"):
         return _Faiss(parts[1], label=f"faiss {parts[1].upper()}")
-    if parts[:2] == ["faiss", "pq"] and len(parts) == 3 and parts[2] in ("lvq4", "d4"):
+    if parts[0] == "faiss" and parts[1:2] in (["pq"], ["opq"]) and len(parts) == 3 and parts[2] in ("lvq4", "d4"):
         budget = bytes_per_vector(d, 4) if parts[2] == "lvq4" else bytes_per_vector(max(1, d // 4), 8)
-        return _Faiss("pq", _pq_m(d, budget), label=f"faiss PQ{_pq_m(d, budget)}×8")
-    raise ValueError(f"unknown index {name!r}: exact, lvq-B[xR], leanvec-id|ood-K, faiss-sq8|sq4, faiss-pq-lvq4|d4")
+        m = _pq_m(d, budget)
+        return _Faiss(parts[1], m, label=f"faiss PQ{m}×8" if parts[1] == "pq" else f"faiss OPQ+PQ{m}×8")
+    if parts[0] == "truncate" and len(parts) == 2 and parts[1].isdigit():
+        return _Truncate(int(parts[1]))
+    if name == "binary":
+        return _Binary()
+    if parts[:2] == ["binary", "rescore"] and len(parts) == 3 and parts[2] in ("pm1", "int8", "float32"):
+        return _Binary(parts[2])
+    raise ValueError(
+        f"unknown index {name!r}: exact, lvq-B[xR], leanvec-id|ood-K, faiss-sq8|sq4, faiss-pq|opq-lvq4|d4, "
+        f"truncate-DIMS, binary, binary-rescore-pm1|int8|float32"
+    )
 
 
 def index_for_config(cfg: dict[str, Any], d: int) -> _Method:
     """The index a registered transform's config describes: ``lvq`` (``bits``, ``residual_bits``) or
-    ``leanvec`` (``mode``, ``n_components``, default d/2; its vectors stored as LVQ-8)."""
+    ``leanvec`` (``mode``, ``n_components``, default d/2; its vectors stored as LVQ-8); any other
+    registered embedding transform (``whitening``, ``all_but_the_top``, ``center`` ...) gives exact float32
+    cosine search on the transformed (then L2-normalized) vectors."""
     if cfg["name"] == "lvq":
         return _LVQ(int(cfg.get("bits", 8)), int(cfg.get("residual_bits", 0)))
     if cfg["name"] == "leanvec":
         return _LeanVec(cfg.get("mode", "id"), max(1, round(d / int(cfg.get("n_components") or d // 2))))
-    raise ValueError(f"no retrieval index for {cfg['name']!r}: lvq or leanvec")
+    if cfg["name"] == "binary_quantization":
+        return _Binary(cfg.get("rescore", "pm1"), int(cfg.get("multiplier", 4)))
+    from reglab.core.registry import from_config, get
+    from reglab.embeddings.base import EmbeddingTransform
+
+    if not issubclass(get(cfg["name"]), EmbeddingTransform):
+        raise ValueError(f"no retrieval index for {cfg['name']!r}: lvq, leanvec or an embedding transform")
+    params = ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "name")
+    return _Transformed(lambda _d: [from_config(dict(cfg))], label=f"{cfg['name']}({params})" if params else cfg["name"])
 
 
 def per_query_recall(
@@ -355,6 +536,46 @@ def default_methods(d: int) -> list[_Method]:
         _Faiss("pq", _pq_m(d, bytes_per_vector(d, 4)), label=f"faiss PQ{_pq_m(d, bytes_per_vector(d, 4))}×8"),
         _Faiss("pq", _pq_m(d, bytes_per_vector(max(1, d // 4), 8)), label=f"faiss PQ{_pq_m(d, bytes_per_vector(max(1, d // 4), 8))}×8"),
     ]
+
+
+def beir_methods(d: int) -> list[_Method]:
+    """The comparison of ``reglab retrieval --beir``, in table order: exact float32 first, then the
+    post-hoc transforms (exact search after them), LVQ, LeanVec, faiss at equal bytes, binary codes with
+    and without rescoring, and plain truncation to the bytes of the compressed rows (the naive baseline)."""
+    from reglab.embeddings.all_but_the_top import AllButTheTop
+    from reglab.embeddings.classic import Center
+    from reglab.embeddings.whitening import Whitening
+
+    half = max(1, d // 2)
+    methods: list[_Method] = [
+        _Raw(),
+        _Transformed(lambda d: [Center()], "center"),
+        # eps as `reglab sts` and default_methods: MiniLM's covariance can have null directions
+        _Transformed(lambda d: [Whitening(eps=1e-8)], "whitening (k = d)"),
+        _Transformed(lambda d: [Whitening(k=half)], f"whitening (k = {half})"),
+        _Transformed(lambda d: [AllButTheTop()], "all-but-the-top"),
+        _LVQ(8),
+        _LVQ(4, 4),
+        _LVQ(4),
+        _LeanVec("id", 2),
+        _LeanVec("ood", 2),
+        _LeanVec("id", 4),
+        _LeanVec("ood", 4),
+        index_named("faiss-sq8", d),
+        index_named("faiss-sq4", d),
+        index_named("faiss-pq-lvq4", d),
+        index_named("faiss-opq-lvq4", d),
+        index_named("faiss-pq-d4", d),
+        index_named("faiss-opq-d4", d),
+        _Binary(),
+        _Binary("pm1"),
+        _Binary("int8"),
+        _Binary("float32"),
+    ]
+    # truncation to the bytes of float32 d/2, LVQ-8, LVQ-4 and the binary code
+    for dims in sorted({half, d // 4, d // 8, d // 32} - {0}, reverse=True):
+        methods.append(_Truncate(dims))
+    return methods
 
 
 # ---------------------------------------------------------------------------
