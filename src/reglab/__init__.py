@@ -63,7 +63,7 @@ __version__ = _version()
 
 def ab(train, arms, **kwargs):
     """A/B test regularizers on your own ``train(arm, seed) -> dict``, paired over seeds,
-    with the lab's verdict engine: see :func:`reglab.bench.ab.ab` (the lab loads only now)."""
+    with the lab's verdict engine: see ``reglab.bench.ab.ab`` (the lab loads only now)."""
     import importlib
 
     return importlib.import_module("reglab.bench.ab").ab(train, arms, **kwargs)

@@ -15,7 +15,7 @@ def _err(msg: str) -> int:
 
 def _verdict_source(results: str | None, names: list[str], with_scale: bool = False):
     """The verdicts to show and a line naming their file, seeds and quick/full
-    (:mod:`reglab.bench.shipped`); the lab loads only here."""
+    (``reglab.bench.shipped``); the lab loads only here."""
     from reglab.bench.shipped import verdict_source
 
     return verdict_source(results, names, with_scale)
@@ -75,7 +75,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _print_usage(name: str) -> None:
-    """A runnable usage snippet for the entry (:mod:`reglab.usage`), kept apart from the verdict lines."""
+    """A runnable usage snippet for the entry (``reglab.usage``), kept apart from the verdict lines."""
     from reglab.usage import usage_snippet
 
     try:

@@ -1,4 +1,4 @@
-"""The result of ``reglab.ab`` (:class:`ABResult`) and its ``report.md`` / ``report.html`` / plots.
+"""The result of ``reglab.ab`` (``ABResult``) and its ``report.md`` / ``report.html`` / plots.
 
 The result type lives here, with its rendering, so that this module needs
 nothing from ``reglab.bench.ab`` (which runs the A/B and imports it).

@@ -270,7 +270,7 @@ class _Progress:
 
 
 class _StageProgress:
-    """A fresh :class:`_Progress` for each stage of runs (``reglab ab`` runs tuning, then seeds, then
+    """A fresh ``_Progress`` for each stage of runs (``reglab ab`` runs tuning, then seeds, then
     more seeds with ``--seeds auto``)."""
 
     def __init__(self, jobs: int):

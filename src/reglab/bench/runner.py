@@ -247,7 +247,7 @@ _HELD_LOCKS: dict[str, tuple[int, int]] = {}  # folder -> (fd, depth) of the loc
 @contextlib.contextmanager
 def lock_folder(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on an output folder (``flock`` on its ``.reglab.lock``) while a bench
-    or an A/B writes there; a second one refuses at once with :class:`FolderInUse`, naming the
+    or an A/B writes there; a second one refuses at once with ``FolderInUse``, naming the
     folder and the holder's pid, rather than running every job again and racing on the report.
 
     The lock goes with the process (a killed bench leaves none behind); the file stays. Re-entrant
@@ -442,7 +442,7 @@ def run_all(
 ) -> list[dict[str, Any]]:
     """Run the specs not yet in ``store`` (all of them with ``rerun``); append each as it finishes.
 
-    A spec is a :class:`RunSpec` (a lab task run by :func:`execute`) or any
+    A spec is a ``RunSpec`` (a lab task run by ``execute``) or any
     picklable object with a ``key`` that ``execute_fn`` turns into a record
     (``reglab ab`` runs). ``backend="local"`` runs ``jobs`` spawned worker
     processes (in this process with ``jobs=1``); ``backend="ray"`` submits
@@ -529,7 +529,7 @@ def run_all(
 
 
 def _timed_worker(conn: Any, modules: Sequence[str], parent: int, warm_up: bool, preload: bytes) -> None:
-    """A worker of :func:`_run_with_timeout`: its own process group, then one run per message."""
+    """A worker of ``_run_with_timeout``: its own process group, then one run per message."""
     import pickle
 
     os.setpgid(0, 0)  # before anything runs: a timeout kills this group, the run's own children included

@@ -1,6 +1,6 @@
 """Lab tasks: named experiments that the claims refer to.
 
-A task is a function registered with :func:`task`::
+A task is a function registered with ``task``::
 
     @task("label_noise", datasets=("digits", "digits_half", "mnist1d"))
     def label_noise(arm: dict | None, *, seed: int, quick: bool = False, dataset: str = "digits",

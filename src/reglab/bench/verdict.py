@@ -321,7 +321,7 @@ def paired_comparison(
     """Verdict for one claim from per-seed values (same order: index = seed).
 
     ``p_adjusted`` equals ``p_value`` here; pass all of a report's results
-    through :func:`holm_adjust` to correct for multiple comparisons.
+    through ``holm_adjust`` to correct for multiple comparisons.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")

@@ -10,7 +10,7 @@
     loss = task_loss + regs.penalty()
     loss.backward(); optimizer.step(); regs.step(optimizer)
 
-What each binding selects is described in :mod:`reglab.core.selection`.
+What each binding selects is described in ``reglab.core.selection``.
 ``penalty()`` consumes activation captures (``num_inputs`` at a time: two
 for two-view losses, so run both views through the model before calling it)
 and releases them, so hooks never keep tensors alive past ``penalty()``.
@@ -133,7 +133,7 @@ class _CaptureHook:
 
 
 class RegularizerSet(nn.Module):
-    """Regularizers attached to one model; returned by :func:`attach`.
+    """Regularizers attached to one model; returned by ``attach``.
 
     Its ``state_dict`` holds every regularizer's state (schedule steps,
     anchors, power-iteration vectors), so saving it with the model and
@@ -315,7 +315,7 @@ class RegularizerSet(nn.Module):
         proximal step in ``self.last`` (as penalty and grad bindings record
         theirs). Warns once if ``optimizer.step()`` did not run since the
         previous ``regs.step(optimizer)`` (``regs.step`` does not step the
-        optimizer), and once if :class:`reglab.L2` and the optimizer's own
+        optimizer), and once if ``reglab.L2`` and the optimizer's own
         ``weight_decay`` act on the same parameters (the decay applied twice)."""
         if optimizer is not None:
             self._check_optimizer(optimizer)
@@ -504,7 +504,7 @@ def _close_names(path: str, modules: dict[str, nn.Module]) -> str:
 
 
 def attach(model: nn.Module, regularizers: Iterable[Binding | Regularizer] | Binding | Regularizer) -> RegularizerSet:
-    """Bind regularizers to ``model``; returns a :class:`RegularizerSet`."""
+    """Bind regularizers to ``model``; returns a ``RegularizerSet``."""
     if isinstance(regularizers, (Binding, Regularizer)):
         regularizers = [regularizers]
     return RegularizerSet(model, regularizers)
@@ -519,7 +519,7 @@ def _type_path(t: type) -> str:
 
 
 def _allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) -> dict[str, type]:
-    """The module types a config may name, by the path :func:`selection_config` writes
+    """The module types a config may name, by the path ``selection_config`` writes
     (``module.qualname``): the ``nn.Module`` classes of ``torch.nn``, the classes of the
     model's modules and their ``nn.Module`` bases, and ``module_types``. Nothing is imported:
     a config is data, and naming a module must not run its code."""
@@ -545,7 +545,7 @@ def _allowed_module_types(model: nn.Module, module_types: Iterable[type] = ()) -
 
 
 def _resolve_type(path: object, allowed: dict[str, type]) -> type:
-    """The allowed type a config names; never an import (see :func:`_allowed_module_types`)."""
+    """The allowed type a config names; never an import (see ``_allowed_module_types``)."""
     if not isinstance(path, str):
         raise ValueError(
             f"attach_from_config: on.modules takes module type paths such as 'torch.nn.Linear', got {path!r}"
@@ -587,8 +587,8 @@ def selection_config(s: Selection) -> dict[str, Any]:
 
 
 def selection_from_config(cfg: dict[str, Any], allowed: dict[str, type] | None = None) -> dict[str, Any]:
-    """``.on(...)`` keywords from :func:`selection_config`'s output; module types are looked up in
-    ``allowed`` (:func:`_allowed_module_types`; default: torch.nn's), never imported."""
+    """``.on(...)`` keywords from ``selection_config``'s output; module types are looked up in
+    ``allowed`` (``_allowed_module_types``; default: torch.nn's), never imported."""
     import re
 
     if not isinstance(cfg, dict):
@@ -617,7 +617,7 @@ def bindings_config(bindings: Sequence[Binding]) -> dict[str, Any]:
 def attach_from_config(
     model: nn.Module, cfg: dict[str, Any] | str | os.PathLike[str], *, module_types: Iterable[type] = ()
 ) -> RegularizerSet:
-    """Attach the regularizers a :meth:`RegularizerSet.get_config` dict describes, or a JSON/YAML file of it.
+    """Attach the regularizers a ``RegularizerSet.get_config`` dict describes, or a JSON/YAML file of it.
 
     A config is data: the module types it names under ``on.modules`` are looked up, never
     imported, among torch.nn's, the types of ``model``'s modules (and their bases) and

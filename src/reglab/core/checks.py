@@ -2,13 +2,13 @@
 
 On CPU every input check (``reglab.ops.validation``) and the finite check of
 each penalty (``reglab.ops.batching.checked_total``) read the value at once
-and raise a clear :class:`RegularizerInputError` at the call, as always. On
+and raise a clear ``RegularizerInputError`` at the call, as always. On
 an accelerator (CUDA, XPU, MPS, ...) reading a value back (``bool(t)``)
 stalls the host until the device catches up, once per check, every step.
 There the check is instead queued as a 0-d boolean tensor on the device
-(no sync), and :func:`flush_checks` reads all queued flags with **one**
+(no sync), and ``flush_checks`` reads all queued flags with **one**
 sync: ``regs.step()`` calls it once per training step, and the queue also
-flushes itself every :data:`FLUSH_EVERY` checks (so standalone use, without
+flushes itself every ``FLUSH_EVERY`` checks (so standalone use, without
 a ``RegularizerSet``, still raises within a bounded number of calls). A
 non-finite input or penalty then raises the same error type, naming the
 regularizer and what it got, at most one step late.

@@ -12,7 +12,7 @@ function (as optax does in its factories). A class that sets
 signature is the function's hyperparameters (its parameters with a default,
 less ``call_args``), preceded by ``leading_parameters()`` (``weight`` for
 penalties). The derived ``__init__`` validates the values with the
-function's declared constraints (:func:`reglab.ops.validation.hyperparameters`)
+function's declared constraints (``reglab.ops.validation.hyperparameters``)
 and stores them as attributes, so ``get_config``, ``reglab info`` and
 ``from_config`` all read the one signature.
 """
@@ -151,7 +151,7 @@ def _derived_init(cls: type) -> Any:
 
     __init__.__signature__ = signature  # type: ignore[attr-defined]
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    __init__.__doc__ = f"Hyperparameters and defaults of :func:`{cls.function.__name__}`."
+    __init__.__doc__ = f"Hyperparameters and defaults of ``{cls.function.__name__}``."
     return __init__
 
 

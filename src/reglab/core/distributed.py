@@ -1,12 +1,12 @@
 """The one place reglab talks to ``torch.distributed``.
 
 Batch-statistic regularizers (VICReg, Barlow Twins, uniformity, FLOPS, ...)
-call :func:`gather` on their inputs. Under an initialized process group with
+call ``gather`` on their inputs. Under an initialized process group with
 world size > 1 it returns the global batch (all ranks' rows, in rank order);
 otherwise it returns its input unchanged, at no cost.
 
 Gradient contract. Every rank computes the same loss ``L`` on the global
-batch. :func:`gather`'s backward all-reduces (sums) the incoming gradient and
+batch. ``gather``'s backward all-reduces (sums) the incoming gradient and
 returns this rank's slice, so rank ``r`` receives ``W·∂L/∂z_r`` (each of the
 ``W`` identical copies of ``L`` contributes ``∂L/∂z_r``). DDP then averages
 parameter gradients over ranks, giving ``Σ_r ∂L/∂z_r·∂z_r/∂θ``: exactly the
@@ -18,10 +18,10 @@ Agreement before the first collective. A rank that raised alone would leave
 the others waiting in the next collective until the process group's timeout,
 and ranks that send tensors of different trailing shapes or dtypes make the
 backend fail or abort. So every gather starts with one small all-gather of a
-descriptor per rank (:class:`agree`): whether the rank's own checks passed
+descriptor per rank (``agree``): whether the rank's own checks passed
 (with its error message if not), and the number of dimensions, shape and
 dtype of each tensor it is about to send. Every rank then judges the same
-table and raises the same :class:`RegularizerInputError` (naming the
+table and raises the same ``RegularizerInputError`` (naming the
 regularizer and which rank sent what), or goes on knowing every rank's row
 count, which the gather needs anyway to pad uneven batches (the last batch of
 an epoch; a rank may hold 0 rows). Checks that need the global batch (its
@@ -109,7 +109,7 @@ class agree:
     raised (and the message) and the ndim, shape and dtype of each described
     tensor. If any rank raised, or the described tensors differ across ranks in
     anything but the row count, every rank raises the same
-    :class:`RegularizerInputError`, naming the regularizer and what each rank
+    ``RegularizerInputError``, naming the regularizer and what each rank
     sent; the failing rank's own exception is chained to it. Otherwise
     ``sizes[i]`` is the list of every rank's row count of the ``i``-th
     described tensor. Inactive, the block is plain code: exceptions pass
@@ -206,7 +206,7 @@ def _exchange(described: list[tuple[str, torch.Size, torch.dtype]], message: str
 
 # ------------------------------------------------------------------ gathers
 def _rows(who: str, arg: str, x: torch.Tensor, sizes: list[int] | None) -> list[int]:
-    """Every rank's row count of ``x``: ``sizes`` when the caller's :class:`agree` block already
+    """Every rank's row count of ``x``: ``sizes`` when the caller's ``agree`` block already
     exchanged them, else from an agreement of its own."""
     if sizes is not None:
         return sizes
@@ -250,7 +250,7 @@ def gather(
     """All ranks' rows of ``x`` concatenated along dim 0, differentiable.
 
     A no-op when ``enabled`` is False or no multi-process group is running.
-    ``sizes``: every rank's row count, from the caller's :class:`agree` block;
+    ``sizes``: every rank's row count, from the caller's ``agree`` block;
     without it the gather runs its own agreement (one more small collective),
     so ranks passing different trailing shapes or dtypes all raise the same
     error naming ``who`` and ``arg``.
@@ -265,7 +265,7 @@ def all_gather_nograd(
     x: torch.Tensor, *, sizes: list[int] | None = None, who: str = "reglab.distributed.all_gather_nograd",
     arg: str = "input",
 ) -> torch.Tensor:
-    """All ranks' rows of ``x`` concatenated, without autograd (for buffers); ``sizes`` as :func:`gather`."""
+    """All ranks' rows of ``x`` concatenated, without autograd (for buffers); ``sizes`` as ``gather``."""
     if not is_distributed():
         return x
     return _gather_rows(x, _rows(who, arg, x, sizes))

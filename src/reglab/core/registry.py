@@ -1,6 +1,6 @@
 """Name -> class, with metadata; ``reglab.create("group_lasso", weight=1e-4)``.
 
-Classes register themselves with :func:`register` where they are defined,
+Classes register themselves with ``register`` where they are defined,
 so their metadata (kind, paper, formula, claims) sits beside the code. Importing
 any ``reglab`` module first runs ``reglab/__init__``, which imports every method
 module, so the registry is complete before any lookup.

@@ -1,4 +1,4 @@
-"""The :class:`Regularizer` module and its :class:`Binding` to a model.
+"""The ``Regularizer`` module and its ``Binding`` to a model.
 
 A regularizer is an ``nn.Module`` around its method's pure function (the
 class attribute ``function``, the only statement of the formula):
@@ -10,10 +10,10 @@ class attribute ``function``, the only statement of the formula):
 * ``reg.components(*inputs)`` is a NamedTuple of the unweighted named terms
   (the method's ``terms`` function where the paper weighs several terms);
 * ``reg.on(...)`` binds it to a model's parameters or activations (a
-  :class:`Binding`; pass it to :func:`reglab.attach`).
+  ``Binding``; pass it to ``reglab.attach``).
 
 Classes without state define no ``__init__``: theirs is derived from the
-function's signature (:mod:`reglab.core.config`), so each default is written
+function's signature (``reglab.core.config``), so each default is written
 once. Stateful methods (ELR, L2-SP, SRIP, ...) write their own.
 """
 
@@ -54,7 +54,7 @@ class Regularizer(Registered, Configurable, nn.Module):
     """Base class of every penalty-form regularizer.
 
     Class attributes carry the paper metadata the registry reports
-    (:class:`reglab.core.registry.Registered`), and ``num_inputs`` (tensors
+    (``reglab.core.registry.Registered``), and ``num_inputs`` (tensors
     per call: 2 for two-view losses such as VICReg), ``target`` (what ``.on``
     may bind: ``"weights"``, ``"activations"`` or ``"any"``) and
     ``default_weight``.
@@ -127,9 +127,9 @@ class Regularizer(Registered, Configurable, nn.Module):
 
     # -------------------------------------------------------------- binding
     def on(self, params: Any = None, **selection: Any) -> Binding:
-        """Bind to parameters or activations; pass the result to :func:`reglab.attach`.
+        """Bind to parameters or activations; pass the result to ``reglab.attach``.
 
-        Takes the fields of :class:`reglab.core.selection.Selection`:
+        Takes the fields of ``reglab.core.selection.Selection``:
         ``params``, ``modules``, ``where``, ``activations``, ``select``,
         ``mode`` (``"penalty"``, ``"prox"`` or ``"grad"``), ``scope``,
         ``exclude``, ``name``, ``max_captures``, ``frozen``, ``every``.
@@ -142,7 +142,7 @@ class WeightRegularizer(Regularizer):
 
     ``function`` takes one tensor or a sequence of tensors (the sum of the
     per-tensor penalties, computed fused): that is what ``reg(w)``,
-    ``reg([w1, w2])`` and :func:`reglab.attach` call. ``global_function``
+    ``reg([w1, w2])`` and ``reglab.attach`` call. ``global_function``
     treats the tensors as one group (global scope), only where the method
     distinguishes the two. Regularizers with a proximal operator implement
     ``prox_(w, step_size)``; those with a closed-form gradient implement
@@ -182,7 +182,7 @@ class WeightRegularizer(Regularizer):
 
     @property
     def has_grad_coefficients(self) -> bool:
-        """True where ``∂R/∂w = coef·w`` with a scalar or per-group ``coef`` (:meth:`grad_coefficients`).
+        """True where ``∂R/∂w = coef·w`` with a scalar or per-group ``coef`` (``grad_coefficients``).
 
         False for a subclass that overrides ``grad_`` below the class defining
         ``grad_coefficients`` (its gradient may no longer be ``coef·w``)."""
@@ -202,7 +202,7 @@ class WeightRegularizer(Regularizer):
         unweighted penalty, computed from the intermediates the gradient
         formed, for logging. Power-iteration methods advance their vectors
         as ``penalty`` does. The default serves classes that implement only
-        :meth:`grad_coefficients`.
+        ``grad_coefficients``.
         """
         if not self.has_grad_coefficients:
             raise NotImplementedError(f"{type(self).__name__} has no closed-form gradient")
@@ -220,7 +220,7 @@ class WeightRegularizer(Regularizer):
         group lasso on one conv weight) and adds them with one
         ``addcmul_``/``add_`` per tensor instead of one pass per binding. Only
         for gradients of exactly this form: a term such as sign(w) (L1,
-        elastic net) is not. R is the same detached value :meth:`grad_` returns.
+        elastic net) is not. R is the same detached value ``grad_`` returns.
         """
         raise NotImplementedError(f"{type(self).__name__} has no gradient of the form coef·w")
 
@@ -243,7 +243,7 @@ class FunctionModule(Registered, Configurable, nn.Module):
     (target and input transforms, output modules): ``forward(*inputs)`` is
     ``function(*inputs, **hyperparameters)``; names in ``call_args`` (such
     as ``training`` or ``generator``) are supplied per call. Like
-    :class:`Regularizer`, it needs no ``__init__`` of its own."""
+    ``Regularizer``, it needs no ``__init__`` of its own."""
 
     form: ClassVar[str] = "module"
     extra_repr = _config_repr
@@ -257,9 +257,9 @@ class FunctionModule(Registered, Configurable, nn.Module):
 
 
 class Binding:
-    """A regularizer plus the :class:`Selection` it applies to; built by ``Regularizer.on``.
+    """A regularizer plus the ``Selection`` it applies to; built by ``Regularizer.on``.
 
-    Passing a bare regularizer to :func:`reglab.attach` is the same as
+    Passing a bare regularizer to ``reglab.attach`` is the same as
     ``reg.on()``: every weight parameter except the default exclusions, or,
     for an activation regularizer, an error asking where to bind it. Checks
     here that the regularizer can take the selection.

@@ -185,7 +185,7 @@ def from_config(cfg: dict[str, Any]) -> Schedule:
 
 
 def as_schedule(weight: float | Callable[[int], float]) -> Callable[[int], float]:
-    """A float becomes :class:`Constant`; schedules and callables pass through."""
+    """A float becomes ``Constant``; schedules and callables pass through."""
     if callable(weight):
         return weight
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):

@@ -1,12 +1,12 @@
-"""Which parameters or activations a regularizer applies to: one typed spec, :class:`Selection`.
+"""Which parameters or activations a regularizer applies to: one typed spec, ``Selection``.
 
 Selection is orthogonal to the regularizer (as optax's masks). ``reg.on(...)``
-takes exactly the fields of :class:`Selection`.
+takes exactly the fields of ``Selection``.
 
 **Parameter selectors** (all given ones must match):
 
 * ``params``: a glob on the full parameter name (``"encoder.*.weight"``,
-  :func:`fnmatch` rules), a compiled ``re.Pattern`` (searched), or a list of
+  ``fnmatch`` rules), a compiled ``re.Pattern`` (searched), or a list of
   either (any may match);
 * ``modules``: a module type or tuple of types that directly owns the
   parameter;
@@ -18,7 +18,7 @@ parameter of normalization layers (BatchNorm, LayerNorm, GroupNorm,
 InstanceNorm, LocalResponseNorm, RMSNorm); the names the model's own
 ``no_weight_decay()`` returns (timm's convention; ``fnmatch`` patterns on
 the full parameter name); and the token and position tables of vision
-transformers (``pos_embed``, ``cls_token``, …, :data:`EXCLUDED_NAMES`).
+transformers (``pos_embed``, ``cls_token``, …, ``EXCLUDED_NAMES``).
 Embedding tables (``nn.Embedding``) are selected, as both libraries decay
 them. This applies on top of the selectors; pass ``exclude=None`` to select
 them anyway, or a callable ``(name, param, module) -> bool`` to exclude your
@@ -35,7 +35,7 @@ How this compares with the two libraries' own grouping functions:
   parameter is 1-d, and timm ViTs list their token tables in
   ``no_weight_decay()``). It differs only on a model without
   ``no_weight_decay()`` holding a ≥2-d table named in
-  :data:`EXCLUDED_NAMES`: timm decays it, reglab does not, since a
+  ``EXCLUDED_NAMES``: timm decays it, reglab does not, since a
   hand-written ViT rarely declares one and timm's own ViTs exclude them.
 * Hugging Face ``Trainer.get_decay_parameter_names``
   (``get_parameter_names(model, [nn.LayerNorm], [r"bias", r"layernorm",
@@ -45,7 +45,7 @@ How this compares with the two libraries' own grouping functions:
   (tested against the installed ``transformers``). It differs where HF
   decays 1-d parameters that are neither biases nor named like norms
   (BatchNorm in a module called ``bn``, LayerScale gammas) and ≥2-d tables
-  named in :data:`EXCLUDED_NAMES` (HF ViT's ``embeddings.cls_token``);
+  named in ``EXCLUDED_NAMES`` (HF ViT's ``embeddings.cls_token``);
   reglab, like timm, does not.
 
 **Frozen parameters** (``requires_grad=False``) are never selected unless
@@ -120,7 +120,7 @@ EXCLUDED_NAMES = frozenset({
 
 def default_exclude(name: str, param: nn.Parameter, module: nn.Module) -> bool:
     """True for biases, 0-d/1-d parameters, normalization parameters and ViT token tables
-    (``model.no_weight_decay()`` is applied by :meth:`Selection.parameters`, which sees the model)."""
+    (``model.no_weight_decay()`` is applied by ``Selection.parameters``, which sees the model)."""
     leaf = name.rsplit(".", 1)[-1]
     return (
         leaf == "bias" or param.ndim <= 1 or leaf in EXCLUDED_NAMES or isinstance(module, EXCLUDED_MODULE_TYPES)
@@ -146,7 +146,7 @@ class Selection:
 
     Type errors are raised here, at construction; whether a regularizer can
     take a selection (activations vs weights, prox, global scope) is checked
-    by :class:`reglab.Binding`.
+    by ``reglab.Binding``.
     """
 
     params: str | re.Pattern | Sequence[str | re.Pattern] | None = None

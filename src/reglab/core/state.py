@@ -17,7 +17,7 @@ __all__ = ["AnchorState", "PerTensorState", "PowerIterationState"]
 class PerTensorState(WeightRegularizer):
     """A weight regularizer with one state buffer per regularized tensor.
 
-    ``setup(named_params)`` (called by :func:`reglab.attach`) creates one
+    ``setup(named_params)`` (called by ``reglab.attach``) creates one
     buffer per parameter, named ``<prefix><param name>`` with dots replaced
     by ``__``, and finds a tensor's buffer by identity. Tensors never set up
     get ``<prefix>tensor<k>`` in order of first use, so a standalone run
@@ -117,11 +117,11 @@ class PowerIterationState(PerTensorState):
 class AnchorState(PerTensorState):
     """Per-tensor anchors: a copy of each tensor's value when it is set up (L2-SP, L2 Init).
 
-    ``setup(named_params)`` (called by :func:`reglab.attach`) copies each
+    ``setup(named_params)`` (called by ``reglab.attach``) copies each
     parameter into a buffer ``anchor__<param name>``, so the anchors live in
-    ``state_dict``. :meth:`_anchor` finds a tensor's anchor by identity and
+    ``state_dict``. ``_anchor`` finds a tensor's anchor by identity and
     raises, naming the class, for a tensor never set up; a subclass that
-    anchors tensors at first use calls :meth:`state_of` instead.
+    anchors tensors at first use calls ``state_of`` instead.
     """
 
     _state_prefix = "anchor__"

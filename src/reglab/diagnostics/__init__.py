@@ -1,11 +1,11 @@
 """Diagnostics on embeddings and models: effective rank, isotropy, sparsity, spectra.
 
-Embeddings (a batch ``z`` of shape (n, d)): :func:`effective_rank`,
-:func:`rankme`, :func:`mean_pairwise_cosine`, :func:`partition_isotropy`,
-:func:`uniformity`, :func:`alignment`, :func:`singular_values`,
-:func:`dead_units`. Models: :func:`weight_sparsity`, :func:`group_sparsity`,
-:func:`orthogonality_error`, :func:`layer_weight_norms`, :func:`lipschitz_bound` (a
-feed-forward net's Lipschitz bound from Gram iteration). :class:`Monitor`
+Embeddings (a batch ``z`` of shape (n, d)): ``effective_rank``,
+``rankme``, ``mean_pairwise_cosine``, ``partition_isotropy``,
+``uniformity``, ``alignment``, ``singular_values``,
+``dead_units``. Models: ``weight_sparsity``, ``group_sparsity``,
+``orthogonality_error``, ``layer_weight_norms``, ``lipschitz_bound`` (a
+feed-forward net's Lipschitz bound from Gram iteration). ``Monitor``
 records any of them during training.
 """
 

@@ -1,7 +1,7 @@
 """An upper bound on a feed-forward network's ℓ2 Lipschitz constant: the product of its layers' bounds.
 
 Each linear layer contributes the Gram-iteration bound on its spectral norm
-(Delattre et al. 2023; :func:`reglab.methods.gram_iteration.gram_spectral_bound`),
+(Delattre et al. 2023; ``reglab.methods.gram_iteration.gram_spectral_bound``),
 each nonlinearity its Lipschitz constant. ``L(f_K ∘ … ∘ f_1) ≤ Π_k L(f_k)``, so
 the product bounds the network when it *is* that chain: an ``nn.Sequential``
 (nested ones are flattened) or a single layer. Anything else (residual
@@ -169,7 +169,7 @@ def lipschitz_bound(model: nn.Module, input_shape: Sequence[int] | None = None, 
 
     Linear and conv layers contribute their Gram-iteration spectral bound
     (Delattre et al. 2023), activations their Lipschitz constant; see the
-    module docstring for every layer type and :func:`layer_lipschitz_bounds`
+    module docstring for every layer type and ``layer_lipschitz_bounds``
     for the per-layer values. ``input_shape`` (one sample, no batch
     dimension) is needed for conv layers. Only for plain chains: residual
     connections and other graphs cannot be read from the module tree and

@@ -1,8 +1,8 @@
 """The base of the post-hoc embedding transforms: input handling, fit/transform, state, pipelines.
 
-The transforms themselves live one paper per file: :mod:`reglab.embeddings.classic`
-(centering, normalization), :mod:`reglab.embeddings.whitening`,
-:mod:`reglab.embeddings.zipfian_whitening` and :mod:`reglab.embeddings.all_but_the_top`.
+The transforms themselves live one paper per file: ``reglab.embeddings.classic``
+(centering, normalization), ``reglab.embeddings.whitening``,
+``reglab.embeddings.zipfian_whitening`` and ``reglab.embeddings.all_but_the_top``.
 
 Every transform follows scikit-learn's ``fit`` / ``transform`` /
 ``fit_transform``. Inputs are (n, d) numpy arrays or torch tensors (a single
@@ -10,12 +10,12 @@ Every transform follows scikit-learn's ``fit`` / ``transform`` /
 dtype and device.
 
 Precision and memory: the data are never copied whole nor upcast. They are
-read in row chunks (:func:`reglab.ops.linalg.row_chunk` rows, 32 MiB of
+read in row chunks (``reglab.ops.linalg.row_chunk`` rows, 32 MiB of
 float32) and each chunk is computed in the input's precision (float32, or
 float64 for float64 input; float16/bfloat16 are read as float32), with
 everything that accumulates over rows in float64: the mean, the covariance
 (one BLAS update per chunk of data centered at that chunk's mean, merged in
-float64, :func:`reglab.ops.linalg.streaming_moments`) and the eigen
+float64, ``reglab.ops.linalg.streaming_moments``) and the eigen
 decomposition. Statistics are stored in float64. Peak memory beyond the input
 and the output is O(chunk·d + d²). The heavy products run through numpy's
 BLAS on CPU (``a.T @ a`` is a symmetric rank-k update there, as in
@@ -110,7 +110,7 @@ def beir_claim(
 
 
 def beir_index(label: str, index: str, why: str):
-    """A baseline of a ``beir`` claim: an index of :func:`reglab.embeddings.retrieval.index_named`."""
+    """A baseline of a ``beir`` claim: an index of ``reglab.embeddings.retrieval.index_named``."""
     from reglab.core.paper import Baseline
 
     return Baseline(label, task_args={"index": index}, why=why)
@@ -127,7 +127,7 @@ class NotFittedError(RegularizerInputError, AttributeError):
 def as_float64(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool = False):
     """Validate ``x`` and return (float64 2-D tensor, restore function).
 
-    Kept for code that called it; the transforms use :func:`as_matrix` (no float64 copy)."""
+    Kept for code that called it; the transforms use ``as_matrix`` (no float64 copy)."""
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.floating):
             raise RegularizerInputError(
@@ -231,7 +231,7 @@ def as_matrix(who: str, x: Any, *, arg: str = "embeddings", allow_vector: bool =
     other dtypes and devices are converted once (to float32, on CPU). ``restore``
     turns a result in the compute dtype back into the input's type, dtype and
     device (no copy where they already agree). Finiteness is not checked here:
-    see :func:`check_finite_rows`.
+    see ``check_finite_rows``.
     """
     _type_error(who, x, arg, allow_vector)
     if isinstance(x, np.ndarray):
@@ -318,8 +318,8 @@ class EmbeddingTransform(Registered, Configurable):
 
     Subclasses implement ``_fit(x, **fit_params) -> dict[str, Tensor]``
     (the float64 fitted statistics) and ``_transform(x) -> ndarray``, where
-    ``x`` is an (n, d) float32/float64 numpy array (:func:`as_matrix`) that
-    they stream over in row chunks (:meth:`_moments`, :func:`centered_chunks`)
+    ``x`` is an (n, d) float32/float64 numpy array (``as_matrix``) that
+    they stream over in row chunks (``_moments``, ``centered_chunks``)
     and never copy whole or upcast.
     """
 
@@ -327,7 +327,7 @@ class EmbeddingTransform(Registered, Configurable):
     form: ClassVar[str] = "posthoc"
     #: statistics names; empty means the transform needs no fit
     _state_keys: ClassVar[tuple[str, ...]] = ()
-    #: whether ``fit`` takes per-row ``frequencies`` (passed on to it by :class:`Pipeline`)
+    #: whether ``fit`` takes per-row ``frequencies`` (passed on to it by ``Pipeline``)
     takes_frequencies: ClassVar[bool] = False
 
     @property
@@ -430,7 +430,7 @@ class EmbeddingTransform(Registered, Configurable):
 
     @staticmethod
     def load(path: str | Path) -> EmbeddingTransform:
-        """Rebuild a transform written by :meth:`save` (any registered transform).
+        """Rebuild a transform written by ``save`` (any registered transform).
 
         A file that is not a saved transform (no config and state, or a config
         naming a registered class that is not an embedding transform) raises
@@ -475,7 +475,7 @@ class EmbeddingTransform(Registered, Configurable):
             )
 
     def _fit(self, x: np.ndarray, **fit_params: Any) -> dict[str, torch.Tensor]:
-        """The fitted statistics of ``x`` (an (n, d) float32/float64 array, see :func:`as_matrix`)."""
+        """The fitted statistics of ``x`` (an (n, d) float32/float64 array, see ``as_matrix``)."""
         if fit_params:
             raise TypeError(f"{self._who}.fit got unexpected arguments {sorted(fit_params)}")
         return {}
@@ -488,7 +488,7 @@ class EmbeddingTransform(Registered, Configurable):
         """float64 mean and population covariance (weighted by ``p``), streamed; bad rows raise.
 
         ``dtype``: the precision of the per-chunk products (default ``x``'s), see
-        :func:`reglab.ops.linalg.streaming_moments`."""
+        ``reglab.ops.linalg.streaming_moments``."""
         mu, cov = streaming_moments(x, p, dtype=dtype)
         if not (torch.isfinite(mu).all() and torch.isfinite(cov).all()):
             self._raise_nonfinite(x)

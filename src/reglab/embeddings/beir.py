@@ -3,11 +3,11 @@
 **Layout** (what BEIR's ``GenericDataLoader`` and MTEB read): a folder with
 ``corpus.jsonl`` (one JSON object a line: ``_id``, ``title`` (optional),
 ``text``), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/{split}.tsv``
-(``query-id<TAB>corpus-id<TAB>score``, a header line first). :func:`load_beir`
+(``query-id<TAB>corpus-id<TAB>score``, a header line first). ``load_beir``
 reads such a folder for one split; given a dataset *name* instead of a path
 (``"scifact"``) it downloads BEIR's official zip into a cache folder once,
 checks the archive and its layout, and reads it from there. Bad folders get a
-:class:`BeirFormatError` naming the file and line: a missing qrels file, a
+``BeirFormatError`` naming the file and line: a missing qrels file, a
 qrels id absent from the corpus or queries, duplicate ids, empty text,
 non-UTF-8 bytes, malformed JSON or TSV.
 
@@ -29,7 +29,7 @@ document id) never reorders it: the metrics judge exactly the order a method
 returned, ties included.
 
 **Encodings** are cached on disk keyed by the encoder's name and the sha256 of
-``corpus.jsonl`` / ``queries.jsonl`` (:func:`encode_beir`): a changed file
+``corpus.jsonl`` / ``queries.jsonl`` (``encode_beir``): a changed file
 is re-encoded, an unchanged one never is.
 """
 
@@ -63,7 +63,7 @@ __all__ = [
 
 #: where BEIR publishes its datasets (``{name}.zip``, one folder ``{name}/`` inside)
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/"
-#: metric names of :func:`ir_metrics` (the keys of results.json rows)
+#: metric names of ``ir_metrics`` (the keys of results.json rows)
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
@@ -184,7 +184,7 @@ def _sha256(path: Path) -> str:
 
 
 def read_beir_folder(root: str | Path, split: str = "test") -> BeirData:
-    """One split of a folder in BEIR's layout (see the module docstring); :class:`BeirFormatError` names
+    """One split of a folder in BEIR's layout (see the module docstring); ``BeirFormatError`` names
     the file and line of anything malformed."""
     root = Path(root)
     if not root.is_dir():
@@ -267,7 +267,7 @@ def load_beir(
 ) -> BeirData:
     """One split of a BEIR dataset: ``source`` is a folder in BEIR's layout, or a dataset name of BEIR
     (``"scifact"``, ``"nfcorpus"``, ...) that is downloaded once from ``base_url + name + ".zip"`` into
-    ``cache_dir`` (default :func:`beir_cache_dir`), checked (zip CRCs, layout) and read from there.
+    ``cache_dir`` (default ``beir_cache_dir``), checked (zip CRCs, layout) and read from there.
 
     A name is only looked up online when no folder of that name exists; ``fetch(url, dest)`` replaces
     the download (tests)."""
@@ -420,7 +420,7 @@ def evaluate_beir(
 ) -> BeirReport:
     """nDCG@10, Recall@100, MRR@10 (per query and mean), bytes per vector, queries per CPU second (search
     of every query, one BLAS / faiss thread) and CPU seconds of fitting, for each index of ``methods``
-    (default :func:`reglab.embeddings.retrieval.beir_methods`; the first row is named ``raw``). Both sides
+    (default ``reglab.embeddings.retrieval.beir_methods``; the first row is named ``raw``). Both sides
     are L2-normalized first (cosine). A method that raises is reported as failed with its error; the
     other rows stand."""
     import time

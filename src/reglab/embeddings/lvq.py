@@ -22,7 +22,7 @@ mean, then compress each vector on its own.
 Bytes per vector: ⌈d·B₁/8⌉ + ⌈d·B₂/8⌉ + 4 (two float16). SVS's per-vector
 centroid ``selector`` (for several centroids) is not counted: one centroid (the
 mean) is used here, as in the paper's experiments. The d float32 of μ are stored
-once per index (:attr:`LVQ.mean_nbytes`), not per vector.
+once per index (``LVQ.mean_nbytes``), not per vector.
 
 Rounding: SVS rounds with C++ ``std::round`` (half away from zero); the
 non-negative level-1 argument is rounded as ⌊v + ½⌋, which agrees, and the
@@ -30,7 +30,7 @@ signed residual with sign(v)·⌊|v| + ½⌋ (numpy's ``round`` is half-to-even)
 
 Distances on codes (the point of LVQ): for the inner product,
 ⟨q, x̂⟩ = ⟨q, μ⟩ + Δ·⟨q, c⟩ + l·Σ_j q_j (+ Δ_r·⟨q, r⟩), so a search needs one
-integer-code product per vector and two scalars (:meth:`LVQ.inner_product`);
+integer-code product per vector and two scalars (``LVQ.inner_product``);
 ⟨q, μ⟩ is one constant per query and does not change the ranking.
 """
 
@@ -71,7 +71,7 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
 
 
 def unpack_bits(packed: np.ndarray, bits: int, d: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: (n, d) uint8 codes."""
+    """Inverse of ``pack_bits``: (n, d) uint8 codes."""
     if bits == 8:
         return packed[:, :d].astype(np.uint8, copy=False)
     n = packed.shape[0]
@@ -151,10 +151,10 @@ class LVQ(EmbeddingTransform):
     as C++ ``std::round``.
 
     ``fit(X)`` stores μ (the database mean, rounded to float32 as SVS keeps it);
-    :meth:`encode` returns :class:`LVQCodes` (packed codes, exact
-    :attr:`LVQCodes.bytes_per_vector`); :meth:`decode` / ``transform``
+    ``encode`` returns ``LVQCodes`` (packed codes, exact
+    ``LVQCodes.bytes_per_vector``); ``decode`` / ``transform``
     reconstruct float vectors (``transform`` keeps the input's type: numpy →
-    numpy, torch → torch); :meth:`inner_product` scores queries against codes
+    numpy, torch → torch); ``inner_product`` scores queries against codes
     without decoding. Defaults: B = 8, no residual (LVQ-8, the paper's
     recommended setting for graph search; LVQ-4×8 is its other main setting).
     """
@@ -242,7 +242,7 @@ class LVQ(EmbeddingTransform):
 
     # -- codes ---------------------------------------------------------------
     def encode(self, x: Any) -> LVQCodes:
-        """Compress (n, d) vectors (numpy or torch) to :class:`LVQCodes`."""
+        """Compress (n, d) vectors (numpy or torch) to ``LVQCodes``."""
         xm, _ = as_matrix(self._who, x)
         self._check_input(xm, x)
         check_finite_rows(self._who, xm, shape=x.shape)

@@ -20,23 +20,23 @@ with exact search:
   (where LVQ's memory-bandwidth savings pay off).
 
 Methods (the issue's list): raw float32; LVQ-4, LVQ-4×4, LVQ-8
-(:class:`~reglab.embeddings.lvq.LVQ`; the two-level code scored with both
+(``LVQ``; the two-level code scored with both
 levels over every vector: an exhaustive scan has no candidate list to
 re-rank); LeanVec-ID and -OOD at d/2 and d/4
-(:class:`~reglab.embeddings.leanvec.LeanVec`, its reduced vectors stored as
+(``LeanVec``, its reduced vectors stored as
 LVQ-8, SVS's usual primary; no re-ranking with full vectors, which would cost
 a second copy); whitening (+ normalization) then LVQ-8, at d and d/2; faiss
 ``IndexScalarQuantizer`` SQ8 and SQ4 and ``IndexPQ`` (8-bit codes) at the
 bytes of LVQ-4 and of the d/4 LeanVec rows (``pip install faiss-cpu``, the
 ``faiss`` extra; skipped with that message when absent).
 
-``reglab retrieval --beir`` (:func:`beir_methods`, scored against relevance judgements by
-:mod:`reglab.embeddings.beir`) adds: exact search after a post-hoc transform (center, whitening,
+``reglab retrieval --beir`` (``beir_methods``, scored against relevance judgements by
+``reglab.embeddings.beir``) adds: exact search after a post-hoc transform (center, whitening,
 all-but-the-top); faiss OPQ+PQ (``index_factory("OPQ{M},PQ{M}x8")``); binary codes (sign, faiss
 ``IndexBinaryFlat``) alone or with the Hamming candidates re-ranked (BPR's ±1 codes, or
 sentence-transformers' int8 / float32 rescoring); plain truncation to the first dimensions.
 
-STS data (:func:`sts_retrieval_set`): the corpus is the distinct sentences of
+STS data (``sts_retrieval_set``): the corpus is the distinct sentences of
 the files; each pair with gold score ≥ 4 (of 5) gives a query (its sentence1)
 whose relevant item is its sentence2; the query's own sentence is excluded from
 its results. LeanVec-OOD is fitted on the sentence1s of the pairs scored
@@ -496,7 +496,7 @@ def per_query_recall(
     fit_queries: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """(recall@k of each query against exact float32 search, bytes per vector) for one index; the
-    inputs are L2-normalized first, as :func:`evaluate_retrieval` does."""
+    inputs are L2-normalized first, as ``evaluate_retrieval`` does."""
     db, q = _normalize(np.ascontiguousarray(database, np.float32)), _normalize(np.ascontiguousarray(queries, np.float32))
     fq = None if fit_queries is None else _normalize(np.ascontiguousarray(fit_queries, np.float32))
     exact = _Raw()
@@ -638,7 +638,7 @@ def evaluate_retrieval(
     steps: Callable[[str, int, int], None] | None = None,
 ) -> RetrievalReport:
     """Recall@k against exact float32 inner-product search, hit@k of ``relevant`` (one database id per
-    query, −1 for none), bytes/vector and CPU queries/s for each method (:func:`default_methods`).
+    query, −1 for none), bytes/vector and CPU queries/s for each method (``default_methods``).
 
     Both sides are L2-normalized first (cosine). ``exclude``: one database id per query to leave out
     of its results (−1: none), e.g. the query's own entry. ``fit_queries``: a held-out query sample for

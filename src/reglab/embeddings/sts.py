@@ -17,7 +17,7 @@ by their counts in the pool (only for encoders that expose
 whitening the mean token vector equals averaging the whitened token vectors,
 which is the paper's sentence embedding.
 
-Given no path, ``reglab sts`` reads :func:`default_data_dir`: ``$REGLAB_STS_DATA``,
+Given no path, ``reglab sts`` reads ``default_data_dir``: ``$REGLAB_STS_DATA``,
 else the SemEval STS 2012–2014 test files shipped with reglab (12 files, those whose
 terms allow redistribution; ``reglab/data/sts/NOTICE.md`` says which, from where,
 under which terms, and why MSRpar is not among them).
@@ -119,7 +119,7 @@ HF_COLUMNS = (("sentence1", "sentence2", "score"), ("sentence1", "sentence2", "l
 
 def load_hf_sts(name: str, out_dir: str | Path, *, split: str = "test") -> Path:
     """An STS dataset through Hugging Face ``datasets`` (online, or a ``save_to_disk`` folder),
-    written as ``out_dir/<name>.<split>.tsv`` for :func:`evaluate_sts`; returns the file.
+    written as ``out_dir/<name>.<split>.tsv`` for ``evaluate_sts``; returns the file.
 
     Accepts the usual column layouts (``sentence1``/``sentence2``/``score``, e.g.
     ``mteb/stsbenchmark-sts``; ``label`` for the score; ``text1``/``text2``).
@@ -169,8 +169,8 @@ SHIPPED_FILES = (
 
 def shipped_data_dir() -> Path | None:
     """The folder of the SemEval STS 2012–2014 test files shipped with reglab
-    (``reglab/data/sts``: the 12 :data:`SHIPPED_FILES`, their readmes and NOTICE.md),
-    found through :mod:`importlib.resources` so that it works from an installed
+    (``reglab/data/sts``: the 12 ``SHIPPED_FILES``, their readmes and NOTICE.md),
+    found through ``importlib.resources`` so that it works from an installed
     wheel as from a source checkout; None if the install lacks it (or reglab is
     imported from a zip, where the files are not on disk)."""
     from importlib.resources import files
@@ -183,7 +183,7 @@ def default_data_dir() -> Path | None:
     """Where ``reglab sts`` / ``reglab retrieval`` (and the lab tasks) read STS files
     when given no path: ``$REGLAB_STS_DATA`` when it is set (as given, even if it
     does not exist, so that a mistyped path fails loudly rather than falling back),
-    else :func:`shipped_data_dir`."""
+    else ``shipped_data_dir``."""
     env = os.environ.get("REGLAB_STS_DATA")
     if env:
         return Path(env).expanduser()
@@ -315,8 +315,8 @@ ENCODE_CHUNK = 512
 
 
 def encode_checked(encoder: Any, texts: Sequence[str], steps: Callable[[str, int, int], None] | None = None) -> np.ndarray:
-    """``encoder.encode`` over ``texts`` in calls of :data:`ENCODE_CHUNK` sentences, each output checked
-    (:func:`check_encoded`); ``steps("encoding", done, total)`` after each call."""
+    """``encoder.encode`` over ``texts`` in calls of ``ENCODE_CHUNK`` sentences, each output checked
+    (``check_encoded``); ``steps("encoding", done, total)`` after each call."""
     chunks = []
     for start in range(0, len(texts), ENCODE_CHUNK):
         part = list(texts[start : start + ENCODE_CHUNK])
@@ -346,7 +346,7 @@ def evaluate_sts(
     """Score ``encoder`` on the STS files under ``paths`` for each arm.
 
     ``arms`` maps a column name to a transform, its config dict, or None
-    (raw); default :data:`DEFAULT_ARMS`. Each transform is fitted on the
+    (raw); default ``DEFAULT_ARMS``. Each transform is fitted on the
     distinct sentences of all the files (the evaluation pool) only.
 
     An arm that cannot run here (token frequencies the encoder lacks, more
@@ -355,7 +355,7 @@ def evaluate_sts(
     is checked (one finite row per sentence): a ``ValueError`` otherwise.
     ``progress(message)`` gets a line per stage; ``steps(stage, done, total)``
     counts sentences encoded (``"encoding"``, between calls of
-    :data:`ENCODE_CHUNK` sentences) and arms scored (``"arms"``).
+    ``ENCODE_CHUNK`` sentences) and arms scored (``"arms"``).
     """
     files = find_sts_files(paths)
     if not files:

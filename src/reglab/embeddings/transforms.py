@@ -1,10 +1,10 @@
 """The post-hoc embedding transforms under one name (compatibility re-export).
 
 Each transform lives in its own module, one paper per file:
-:mod:`reglab.embeddings.base` (the base class, input handling, pipelines),
-:mod:`reglab.embeddings.classic` (centering, normalization),
-:mod:`reglab.embeddings.whitening`, :mod:`reglab.embeddings.zipfian_whitening`
-and :mod:`reglab.embeddings.all_but_the_top`.
+``reglab.embeddings.base`` (the base class, input handling, pipelines),
+``reglab.embeddings.classic`` (centering, normalization),
+``reglab.embeddings.whitening``, ``reglab.embeddings.zipfian_whitening``
+and ``reglab.embeddings.all_but_the_top``.
 """
 
 from __future__ import annotations

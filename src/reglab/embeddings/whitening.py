@@ -1,7 +1,7 @@
 """Whitening (BERT-whitening, Su et al. 2021; WhiteningBERT, Huang et al. 2021).
 
 Fit μ = mean(X) and Σ = Cov(X) = UΛUᵀ (population covariance, float64, see
-:mod:`reglab.embeddings.base`), then
+``reglab.embeddings.base``), then
 
 * PCA whitening (Su et al. 2021 §2): x̃ = (x − μ) U Λ^{-1/2}, optionally
   keeping only the top-k columns (their dimensionality reduction,
@@ -13,7 +13,7 @@ Fit μ = mean(X) and Σ = Cov(X) = UΛUᵀ (population covariance, float64, see
 toward a scaled identity, (1−α)Σ + α·tr(Σ)/d·I; with both at 0 (the default)
 the whitened fitted data have exactly identity covariance on the span of the
 data: null directions (eigenvalues at round-off level) are dropped, not
-amplified (see :class:`Whitening`). Official code:
+amplified (see ``Whitening``). Official code:
 https://github.com/bojone/BERT-whitening.
 """
 

@@ -6,7 +6,7 @@ With p_i = f_i / Σ_j f_j (§3; official code cl-tohoku/zipfian-whitening,
     μ = Σ_i p_i x_i,   Σ = Σ_i p_i (x_i − μ)(x_i − μ)ᵀ = UΛUᵀ,
     x̃ = (x − μ) U Λ^{-1/2}
 
-i.e. :class:`~reglab.embeddings.whitening.Whitening` with the population
+i.e. ``Whitening`` with the population
 moments weighted by p instead of uniform; with uniform frequencies the two
 are exactly equal. The paper uses mode="pca", no k, no ε.
 """
@@ -41,8 +41,8 @@ class ZipfianWhitening(Whitening):
     taken on the whitened vectors (for sentences, of the mean of the
     whitened word vectors, which equals whitening the mean word vector since
     the map is affine). ``fit(x, frequencies)`` requires one frequency per
-    row; with uniform frequencies it is exactly :class:`Whitening`. ``mode``,
-    ``k``, ``eps`` and ``shrinkage`` act as in :class:`Whitening` (the paper
+    row; with uniform frequencies it is exactly ``Whitening``. ``mode``,
+    ``k``, ``eps`` and ``shrinkage`` act as in ``Whitening`` (the paper
     uses mode="pca", no k, no ε).
     """
 

@@ -69,8 +69,8 @@ def _scaler_if_still_scaled(trainer: Any, optimizer: Any) -> Any:
 class RegularizationCallback(pl.Callback):
     """Attach ``regularizers`` to the module being trained and train with their penalty.
 
-    ``regularizers``: what :func:`reglab.attach` takes (regularizers or
-    ``reg.on(...)`` bindings), or an already attached :class:`RegularizerSet`.
+    ``regularizers``: what ``reglab.attach`` takes (regularizers or
+    ``reg.on(...)`` bindings), or an already attached ``RegularizerSet``.
     ``log``: log each term's value (``reg/<name>``) every ``log_every_n_steps``.
     """
 

@@ -3,7 +3,7 @@
 pytorch-metric-learning (PML) calls ``loss.embedding_regularizer(embeddings)`` on the batch
 of embeddings its loss receives and adds the scalar, times ``embedding_reg_weight``, to the
 loss (``EmbeddingRegularizerMixin``). A reglab regularizer on one batch of embeddings
-already maps ``(n, d)`` to a weighted scalar; :func:`as_pml_regularizer` checks that it
+already maps ``(n, d)`` to a weighted scalar; ``as_pml_regularizer`` checks that it
 can (one input, a penalty) and wraps it so PML sees a module with that call::
 
     from pytorch_metric_learning import losses

@@ -40,7 +40,7 @@ STATE_FILE = "reglab_transform.pt"
 
 
 class EmbeddingTransformModule(Module):
-    """A fitted (or fit-free) :class:`EmbeddingTransform` applied to the sentence embedding."""
+    """A fitted (or fit-free) ``EmbeddingTransform`` applied to the sentence embedding."""
 
     config_keys: list[str] = ["transform_config", "embedding_key"]
 

@@ -3,15 +3,15 @@
     trainer = RegularizedTrainer(model=model, args=args, train_dataset=ds,
                                  regularizers=[reglab.L2(1e-4), reglab.create("group_lasso").on(params="*.dense.weight")])
 
-:class:`RegularizedTrainer` adds the penalty to the loss in ``compute_loss``
-(training only) and registers :class:`RegularizationCallback`, which runs
+``RegularizedTrainer`` adds the penalty to the loss in ``compute_loss``
+(training only) and registers ``RegularizationCallback``, which runs
 proximal steps and schedules after each optimizer step and adds every term
 to the Trainer's logs (``reg/<name>``). If you keep your own Trainer
-subclass, call :func:`add_penalty` in your ``compute_loss`` and add the
+subclass, call ``add_penalty`` in your ``compute_loss`` and add the
 callback yourself.
 
 Bindings with ``mode="grad"`` get ``regs.add_grads()`` once per optimizer
-step, after the last accumulated micro-batch: :class:`RegularizedTrainer`
+step, after the last accumulated micro-batch: ``RegularizedTrainer``
 adds them just before gradient clipping (as the penalty's gradient would be
 clipped), and the callback's ``on_pre_optimizer_step`` (transformers ≥ 4.40)
 adds them if that did not run (``max_grad_norm=0``); there clipping is

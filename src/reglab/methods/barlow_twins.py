@@ -100,7 +100,7 @@ def barlow_twins_terms(
 
     The diagonal is O(nd); for n < 0.75·d the off-diagonal sum comes from the
     two n×n Gram matrices, never forming the d×d C
-    (:func:`reglab.ops.linalg.gram_diag_offdiag_sq_sum`).
+    (``reglab.ops.linalg.gram_diag_offdiag_sq_sum``).
     """
     who = "BarlowTwins"
     z1, z2 = prepare_views(who, z1, z2, gather=gather)
@@ -119,7 +119,7 @@ def barlow_twins_terms(
 
 
 def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, *, lambd: float = 0.0051, **options: Any) -> torch.Tensor:
-    """``Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²``; ``options`` (``eps``, ``gather``) go to :func:`barlow_twins_terms`."""
+    """``Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij²``; ``options`` (``eps``, ``gather``) go to ``barlow_twins_terms``."""
     t = barlow_twins_terms(z1, z2, **options)
     return t.on_diagonal + lambd * t.off_diagonal
 

@@ -37,7 +37,7 @@ element count instead of the FC weight; here the ternary regularizer applies
 to the FC weight itself (the paper's form).
 
 The eigenvector regularizer of the paper, R(x) = ‖Cx‖²‖x‖² − (xᵀCx)² (zero iff x
-is an eigenvector of the symmetric C), is :func:`cauchy_schwarz_eigenvector`.
+is an eigenvector of the symmetric C), is ``cauchy_schwarz_eigenvector``.
 """
 
 from __future__ import annotations

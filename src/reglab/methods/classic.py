@@ -12,10 +12,10 @@
 Each function takes one tensor or a list of tensors (the sum over them,
 computed with one fused ``_foreach_norm``).
 
-Closed-form gradients (``mode="grad"``, :meth:`grad_`): ∇‖w‖₁ = sign(w)
+Closed-form gradients (``mode="grad"``, ``grad_``): ∇‖w‖₁ = sign(w)
 (subgradient 0 at 0, as autograd), ∇½‖w‖² = w, and their ρ-mix for the
 elastic net; each one ``_foreach_add_`` into the gradients. L2's gradient is
-exactly 1·w, so it also offers :meth:`L2.grad_coefficients`, which
+exactly 1·w, so it also offers ``L2.grad_coefficients``, which
 ``regs.add_grads`` sums with other such terms on a shared tensor (one pass).
 """
 

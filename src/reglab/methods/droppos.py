@@ -96,8 +96,8 @@ def droppos(
     1 where the token's position embedding was dropped (only those count); ``weights``
     (N, V), optional: the attention guide (``attn_guide``), multiplied into ``mask_pos``.
     Returns ``Σ m·(−Σ_ℓ y log softmax(pred)) / Σ m`` with y = S[ids_keep]
-    (:func:`droppos_smoothing_map`, σ = 1 from ``scripts/pretrain_base.sh``; decay it with
-    :func:`droppos_sigma`).
+    (``droppos_smoothing_map``, σ = 1 from ``scripts/pretrain_base.sh``; decay it with
+    ``droppos_sigma``).
     """
     check_tensor(WHO, pred, arg="pred (position logits)", ndim=3)
     n, v, length = pred.shape
@@ -195,9 +195,9 @@ class DropPos(Regularizer):
     ``weights`` when given. The position head must not see position embeddings.
 
     Defaults: σ = 1 (``--label_smoothing_sigma``; decay it linearly to 0 over training with
-    :func:`droppos_sigma`, the official ``--sigma_decay``), weight 1 (the default script
+    ``droppos_sigma``, the official ``--sigma_decay``), weight 1 (the default script
     trains on L_pos alone; ``multi_task`` uses 0.05 next to an MAE loss), mask ratios 0.75 / 0.75
-    in :func:`droppos_masks` (``scripts/pretrain_base.sh``). ``normalize="row"`` makes each
+    in ``droppos_masks`` (``scripts/pretrain_base.sh``). ``normalize="row"`` makes each
     target a distribution, as the paper describes; the official code's map is
     column-normalised (``W / W.sum(-1)`` on a symmetric W), ``normalize="column"``.
 

@@ -38,7 +38,7 @@ def spectral_entropy(z: torch.Tensor, *, eps: float = 1e-7, gather: bool = True)
 
 
 def effective_rank(z: torch.Tensor, **options: Any) -> torch.Tensor:
-    """``exp(spectral_entropy(z))``: between 1 and min(n, d); ``options`` as :func:`spectral_entropy`."""
+    """``exp(spectral_entropy(z))``: between 1 and min(n, d); ``options`` as ``spectral_entropy``."""
     return spectral_entropy(z, **options).exp()
 
 

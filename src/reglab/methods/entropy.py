@@ -2,7 +2,7 @@
 
 Minimizing the entropy of the predictions is the semi-supervised entropy
 minimization of Grandvalet & Bengio (2004); maximizing it is the confidence
-penalty (see :mod:`reglab.methods.confidence_penalty`).
+penalty (see ``reglab.methods.confidence_penalty``).
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def flops_idf(
     slot s and summed over slots,
     ``Σ_s Σ_j (mean_i |d_{i·g+s, j}|)²`` — g times the scale of the plain FLOPS
     when the slots are alike. ``flops_per_slot=False``: the plain FLOPS of all n
-    documents, ``Σ_j (mean_k |d_kj|)²`` (:func:`flops`, SPLADE's form); the two
+    documents, ``Σ_j (mean_k |d_kj|)²`` (``flops``, SPLADE's form); the two
     are equal when g = 1.
 
     ``query_tokens``: (m, V) bag of tokens (bool, int counts or float; any
@@ -125,7 +125,7 @@ def flops_idf(
     ``docs``: (n, V) document representations (e.g. SPLADE's
     log(1 + ReLU) max-pool), g = n/m rows per query for ``flops_per_slot``;
     ``idf``: (V,) IDF weights (a plain tensor, or an ``nn.Parameter`` to learn
-    them as the released code optionally does). ``gather``: as :func:`flops`
+    them as the released code optionally does). ``gather``: as ``flops``
     (the FLOPS batch mean over the global batch under DDP, every rank holding
     g documents per query with the same g, as the trainer's gathered batch;
     the scores stay local). Scores that would overflow float32 are computed
@@ -240,7 +240,7 @@ class FLOPSIDF(FunctionModule):
     the documents come g per query (n = m·g) and Σ_j (mean |d_j|)² is taken
     per document slot and summed over the g slots (``flops_per_slot=True``,
     default); ``flops_per_slot=False`` gives the plain FLOPS over all n
-    documents (:class:`FLOPS`, SPLADE's form), the same when g = 1 and about
+    documents (``FLOPS``, SPLADE's form), the same when g = 1 and about
     1/g of the trainer's term when the slots are alike.
 
     A per-term weighted FLOPS Σ_j w_j (mean_i |d_ij|)², which a third-party

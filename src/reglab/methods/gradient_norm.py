@@ -67,7 +67,7 @@ def _gradient_error(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | N
 def _gradient_norm(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str) -> torch.Tensor:
     """``‖(g_1, …, g_k)‖₂`` over the gradients that exist, each norm scaled before squaring (no
     overflow for large finite gradients), differentiable (double backprop); checked to be finite
-    (on an accelerator the check is queued: :mod:`reglab.core.checks`)."""
+    (on an accelerator the check is queued: ``reglab.core.checks``)."""
     norms = [safe_norm(g) for g in grads if g is not None]
     if not norms:
         raise RegularizerInputError(f"{WHO}: the loss does not depend on the given parameters")

@@ -111,7 +111,7 @@ def gram_iteration(
 ) -> torch.Tensor:
     """Lipschitz penalty ``Σ_l threshold(σ̂_l, τ, 0)`` (Delattre et al., 2023, official ``trainer.py``).
 
-    σ̂_l is :func:`gram_spectral_bound` of each tensor; ``threshold(x, τ, 0) = x
+    σ̂_l is ``gram_spectral_bound`` of each tensor; ``threshold(x, τ, 0) = x
     if x > τ else 0`` (``F.threshold``): a layer's *whole* bound is penalised
     once it exceeds τ, not the excess (σ̂ − τ)₊ of a hinge. Defaults from the
     official ``parser.py``: T = ``n_iter`` = 6, τ = 1; ``input_size`` n = 32

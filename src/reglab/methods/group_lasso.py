@@ -15,7 +15,7 @@ entire layers. Proximal operator (exact): group soft thresholding,
 w_g ← max(0, 1 − t·c_g/‖w_g‖)·w_g with c_g = √p_g (or 1 for ``scale="none"``).
 Gradient (``mode="grad"``): ∂R/∂w_g = c_g·w_g/‖w_g‖ (0 for an all-zero
 group, as autograd gives): a per-group coefficient times w
-(:func:`reglab.ops.grads.group_norm_coefficients`), added with one
+(``reglab.ops.grads.group_norm_coefficients``), added with one
 ``addcmul_``, and fused with L2's λ·w by ``regs.add_grads`` on a shared tensor.
 """
 
@@ -101,7 +101,7 @@ class GroupLasso(WeightRegularizer):
 
     Proximal operator (exact): group soft thresholding,
     w_g ← max(0, 1 − t·c_g/‖w_g‖)·w_g, c_g = √p_g or 1
-    (:func:`reglab.ops.prox.group_soft_threshold`). Gradient
+    (``reglab.ops.prox.group_soft_threshold``). Gradient
     (``mode="grad"``): c_g·w_g/‖w_g‖, 0 on an all-zero group.
 
     Global scope (``.on(scope="global")``): each whole tensor is one group,

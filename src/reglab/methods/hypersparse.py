@@ -57,7 +57,7 @@ def _hs(a: torch.Tensor, prune_rate: float) -> torch.Tensor:
 def hypersparse(w: torch.Tensor | Sequence[torch.Tensor], prune_rate: float = 0.9) -> torch.Tensor:
     """HyperSparse loss of each tensor on its own (its own κ-quantile), summed; value ≡ 0, only the gradient acts.
 
-    The paper ranks all prunable weights together: that is :func:`hypersparse_global`
+    The paper ranks all prunable weights together: that is ``hypersparse_global``
     (``.on(scope="global")``).
     """
     ws = as_tensors("hypersparse", w)
@@ -89,7 +89,7 @@ class HyperSparse(WeightRegularizer):
     tensor with its own quantile (layer-wise variant, not the paper's).
 
     Defaults (official ``utils/arg.py``): κ = ``prune_rate`` = 0.9; weight =
-    λ_init = 5e-6, grown per ART epoch by η = 1.05 (:class:`HyperSparseART`,
+    λ_init = 5e-6, grown per ART epoch by η = 1.05 (``HyperSparseART``,
     which runs the termination test). The ⌊κN⌋ index follows the official
     code; κ must be < 1.
     """
@@ -144,12 +144,12 @@ class HyperSparseART:
     dense warm-up, each ART epoch trains with ``CE + λ_e·HS`` where
     ``λ_e = lambda_init·eta^e`` (e = ART epochs done, so the first uses
     λ_init); after it, prune a copy of the model globally by magnitude at κ,
-    measure its training accuracy and call :meth:`update`. A buffer of the
+    measure its training accuracy and call ``update``. A buffer of the
     last ``2·buffer_size + 1`` epochs is kept; when its mean pruned accuracy
-    is the best so far, the buffer's middle entry becomes :attr:`best`. ART
+    is the best so far, the buffer's middle entry becomes ``best``. ART
     stops when the best mean pruned training accuracy exceeds the dense
     training accuracy (``utils/art.py``; ``train.py`` compares the best
-    entry's own accuracy instead), then fine-tune :attr:`best` with its fixed
+    entry's own accuracy instead), then fine-tune ``best`` with its fixed
     mask. (``utils/art.py`` compares a new buffer mean with the best entry's
     own accuracy when updating the best; we compare means, as its log line
     and the sheet describe.)

@@ -41,8 +41,8 @@ class L2Init(AnchorState):
     2λ(θ − θ₀)). Default λ = 1e-2, the value the paper finds best across
     its problems (App. A.2.5; 5+1 CIFAR with SGD preferred 1e-5).
 
-    θ₀ is copied when the parameters are set up (:func:`reglab.attach`
-    calls :meth:`setup`) into buffers ``anchor__<param name>``, so it lives
+    θ₀ is copied when the parameters are set up (``reglab.attach``
+    calls ``setup``) into buffers ``anchor__<param name>``, so it lives
     in ``state_dict``; attach right after building the model. Used
     standalone, ``reg(w)`` anchors a tensor the first time it sees it (pass
     the parameters themselves, not copies), or pass ``anchor=`` yourself.

@@ -66,14 +66,14 @@ class L2SP(AnchorState):
     shared with the source model and S̄ the new ones (the new head).
     ``weight`` is α and multiplies all of Ω, so ``beta_ratio`` is β/α:
     ``L2SP(0.1, new_params="fc.*", beta_ratio=0.1)`` is α = 0.1, β = 0.01.
-    ``new_params`` (globs on the parameter names given to :meth:`setup`,
+    ``new_params`` (globs on the parameter names given to ``setup``,
     as ``.on(params=...)``) marks S̄: those parameters get no anchor and
     are pulled to 0, not to their random initialization; with the default
     ``beta_ratio=0`` they are left alone (the β = 0 case). The default α =
     0.1 is a library choice (the paper selects α and β by cross-validation).
 
-    Anchors w⁰ are copied at attach time (:meth:`setup`, which
-    :func:`reglab.attach` calls) into buffers ``anchor__<param name>``, so
+    Anchors w⁰ are copied at attach time (``setup``, which
+    ``reglab.attach`` calls) into buffers ``anchor__<param name>``, so
     they live in state_dict; a tensor's anchor is found by identity.
     Standalone: ``reg.setup([(name, p), ...])`` or ``reg.penalty(w, anchor=w0)``
     (plus ``new=[v, ...]`` for new tensors).

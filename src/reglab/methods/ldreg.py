@@ -60,7 +60,7 @@ def ldreg_terms(z: torch.Tensor, *, k: int = 16, gather: bool = True) -> LDRegTe
 
 
 def ldreg(z: torch.Tensor, **options: Any) -> torch.Tensor:
-    """The LDReg penalty; ``options`` (``k``, ``gather``) as :func:`ldreg_terms`."""
+    """The LDReg penalty; ``options`` (``k``, ``gather``) as ``ldreg_terms``."""
     return ldreg_terms(z, **options).penalty
 
 

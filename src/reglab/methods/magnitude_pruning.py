@@ -163,7 +163,7 @@ def magnitude_masks(
 
     ``ranking="global"`` (Global MP, Gupta et al. 2022): ranked across all
     tensors, then per-layer sparsities refined by the minimum threshold
-    (:func:`layer_sparsities`; ``min_threshold`` in percent of all weights;
+    (``layer_sparsities``; ``min_threshold`` in percent of all weights;
     0 disables it). ``ranking="layer"``: each tensor pruned at ``sparsity``
     (round((1 − s)·n_l) kept, as tfmot).
 
@@ -174,11 +174,11 @@ def magnitude_masks(
     ``τ = kthvalue(|w|, k)`` with ``|w| ≥ τ`` kept (so k − 1 weights go per
     pass, and a layer at s_l = 1 keeps its largest weight), ``k = int(s·N)``,
     ``min_w = int(N·MT/100)`` and ``int(s_l·n_l)`` truncation, and the
-    floating-point steps of :func:`layer_sparsities`. Two departures: the
+    floating-point steps of ``layer_sparsities``. Two departures: the
     official code concatenates one uninitialised ``torch.empty(1)`` value into
     the global sort (a bug, reproduced in neither mode), and where its
     rescaling loop would never end (rounding leaves the total sparsity an ulp
-    under s; see :func:`layer_sparsities`) the loop stops instead, and a layer
+    under s; see ``layer_sparsities``) the loop stops instead, and a layer
     of exactly min_w weights given s_l > 1, where the official ``kthvalue``
     fails, keeps its largest weight (as at s_l = 1).
     Weights on the meta device have no values to rank: a clear error.
@@ -240,7 +240,7 @@ class MagnitudePruning(WeightRegularizer):
     at steps t₀, t₀ + Δt, … ≤ t₁ (and at t₁ itself, so s_f is always reached;
     tfmot skips t₁ when it is off the Δt grid) the s_t·N smallest |w| of the
     selected tensors are masked: ranked globally with Gupta et al.'s (2022)
-    per-layer minimum threshold (:func:`magnitude_masks`), or per tensor
+    per-layer minimum threshold (``magnitude_masks``), or per tensor
     (``ranking="layer"``). Masked weights stay masked: the ranking is on the
     masked weights and the schedule never decreases. ``begin_step =
     end_step``: one-shot pruning at that step.
@@ -252,7 +252,7 @@ class MagnitudePruning(WeightRegularizer):
         ... loss.backward(); opt.step(); regs.step(opt)   # after optimizer step t: masks for s_t
         pruner.finalize()                                 # make the zeros permanent
 
-    :func:`reglab.attach` installs ``torch.nn.utils.prune`` masks (all ones)
+    ``reglab.attach`` installs ``torch.nn.utils.prune`` masks (all ones)
     on the owning modules, so the model's ``state_dict`` holds
     ``weight_orig`` and ``weight_mask`` from then on (load a pruned
     checkpoint after attaching; a dense one before). The optimizer keeps
@@ -345,7 +345,7 @@ class MagnitudePruning(WeightRegularizer):
 
     # ------------------------------------------------------------ schedule
     def sparsity_at(self, step: int) -> float:
-        """s_t of the schedule (:func:`zhu_gupta_sparsity`)."""
+        """s_t of the schedule (``zhu_gupta_sparsity``)."""
         return zhu_gupta_sparsity(
             step, self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step, self.power
         )

@@ -70,9 +70,9 @@ class MaskSparsity(PerTensorState):
     pre-pruning selected (``method="L2"``: ½ Σ M·γ²). Pipeline: (1) a
     criterion picks M — here, at attach time, network slimming's global
     |γ| ranking over the selected tensors (``prune_ratio``, the share of
-    channels to remove; :func:`slimming_masks`), typically after a
+    channels to remove; ``slimming_masks``), typically after a
     sparsity-training or pre-training phase; or set your own with
-    :meth:`set_mask`; (2) train with this penalty (the kept channels are
+    ``set_mask``; (2) train with this penalty (the kept channels are
     unregularized, the paper's point); (3) remove the masked channels,
     now ≈ 0; (4) fine-tune.
 

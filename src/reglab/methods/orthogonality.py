@@ -250,7 +250,7 @@ class SRIP(PowerIterationState):
     def grad_(self, tensors, grads, alpha):
         """``g += α·∂σ/∂W`` through both power-iteration steps (module docstring); returns Σσ.
 
-        Advances each tensor's vector to v, as :meth:`penalty` does."""
+        Advances each tensor's vector to v, as ``penalty`` does."""
         who = "srip"
         raw = as_tensors(who, list(tensors), min_ndim=2, upcast=False)
         bufs = [self.state_of(t) for t in raw]

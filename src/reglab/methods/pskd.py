@@ -48,7 +48,7 @@ class PSKD(Configurable, nn.Module):
     ``main.py``). ``total_epochs`` is ``T``; call ``pskd.set_epoch(e)`` at the
     start of each epoch (or ``next_epoch()`` after it). The epoch and the
     N×C prediction buffer are in ``state_dict``. Under DDP, ``sync=True``
-    all-gathers (index, prediction) every call, as in :class:`ELR`.
+    all-gathers (index, prediction) every call, as in ``ELR``.
     """
 
     name = "pskd"

@@ -133,7 +133,7 @@ class SAM(WrappedOptimizer):
 
         Non-finite weights raise ``RegularizerInputError`` before anything
         moves; a non-finite gradient (a GradScaler overflow) skips the
-        perturbation, and :meth:`second_step` then refuses to step on it."""
+        perturbation, and ``second_step`` then refuses to step on it."""
         self._first_step(zero_grad)
 
     @torch.no_grad()

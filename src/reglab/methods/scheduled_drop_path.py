@@ -1,7 +1,7 @@
 """ScheduledDropPath (Zoph, Vasudevan, Shlens & Le, CVPR 2018, Sec. 3): drop path whose rate ramps linearly.
 
 p_t = p_final·t/T for training step t of T, then p_final; per sample, as in
-:mod:`reglab.methods.drop_path`. The paper does not give one final rate for
+``reglab.methods.drop_path``. The paper does not give one final rate for
 all models; 0.3 is the catalog's digits setting, not a paper constant.
 """
 
@@ -26,10 +26,10 @@ class ScheduledDropPath(DropPath):
 
     NASNet (Zoph et al., 2018, Sec. 3): ``p_t = p_final · t / T`` for
     training step ``t`` of ``total_steps`` T, then ``p_final``. The rate is a
-    :class:`reglab.schedules.LinearRamp` evaluated at a step counter kept in
+    ``reglab.schedules.LinearRamp`` evaluated at a step counter kept in
     a buffer (in ``state_dict``, so a resumed run continues the ramp); call
     ``sdp.step()`` once per optimizer step. Per sample, survivors rescaled
-    by ``1/(1 − p_t)`` when ``scale_by_keep`` (see :class:`DropPath`). The
+    by ``1/(1 − p_t)`` when ``scale_by_keep`` (see ``DropPath``). The
     paper does not give one final rate for all models; 0.3 here is the
     catalog's digits setting, not a paper constant.
     """

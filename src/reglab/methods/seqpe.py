@@ -53,7 +53,7 @@ def _promote(*zs: torch.Tensor, scale: float, terms: int) -> tuple[torch.Tensor,
     """The PEs in one dtype of at least float32 (a bf16/fp16 encoder output is upcast), float64 where
     float32 would overflow: the dot products reach s·D·max|z|² and the loss sums ``terms`` values of
     about twice that (1e20-scale PEs in float32 give 1e40 logits). On an accelerator the magnitude is
-    not read; the loss's finite check is queued instead (:func:`checked_total`)."""
+    not read; the loss's finite check is queued instead (``checked_total``)."""
     dtype = torch.float32
     for z in zs:
         dtype = torch.promote_types(dtype, z.dtype)
@@ -84,7 +84,7 @@ def seqpe_contrastive(
 
     ``pivot_pe`` (B, D); ``candidate_pe`` (B·K, D) (the official flattened layout) or
     (B, K, D); ``labels`` (B,) the index of each pivot's nearest candidate in *position*
-    space (:func:`seqpe_labels`). Plain dot products, no normalisation; ``scale`` is
+    space (``seqpe_labels``). Plain dot products, no normalisation; ``scale`` is
     ``seqpe_logit_scaled_loss`` (1.0), ``label_smoothing`` 0.0 (official defaults).
     ``heads > 1`` is the official ``seqpe_multi_head_loss``: D is split into ``heads``
     blocks, one CE per block (labels repeated), averaged.
@@ -248,7 +248,7 @@ def seqpe_terms(
     contrastive_heads: int = 1,
     transfer_heads: int = 1,
 ) -> SeqPETerms:
-    """The two unweighted terms: :func:`seqpe_contrastive` and :func:`seqpe_transfer`.
+    """The two unweighted terms: ``seqpe_contrastive`` and ``seqpe_transfer``.
 
     ``contrastive_heads`` = 1 and ``transfer_heads`` = 1 by default; the official ViT run
     uses one head for the contrastive term and the attention's head count for the transfer
@@ -275,7 +275,7 @@ def seqpe(
     **options: Any,
 ) -> torch.Tensor:
     """``0.1·L_ct + 0.1·L_tr`` (the official ``--seqpe_contrastive_weight`` and
-    ``--seqpe_transfer_weight``); ``options`` go to :func:`seqpe_terms`."""
+    ``--seqpe_transfer_weight``); ``options`` go to ``seqpe_terms``."""
     t = seqpe_terms(pivot_pe, candidate_pe, labels, main_pe, main_indices, trans_pe, **options)
     return contrastive_weight * t.contrastive + transfer_weight * t.transfer
 
@@ -366,7 +366,7 @@ def seqpe_contrastive_positions(
     0.5–0.8 first ``int(0.2·K)`` hard negatives (digit edits of the pivot); 0.8–1.0 first
     K positions from a window of ``window`` (2-D: √window per side) positions near a random
     start. Then K + 1 random positions, deduplicated, the pivot excluded, first K kept.
-    Returns (candidates (B, K[, 2]) long, labels (B,) from :func:`seqpe_labels`).
+    Returns (candidates (B, K[, 2]) long, labels (B,) from ``seqpe_labels``).
     Differences from the official sampler: 2-D hard negatives edit the digits of one
     coordinate (the official code edits the concatenated digits and splits them again),
     and randomness comes from ``generator``.
@@ -480,10 +480,10 @@ class SeqPE(RepresentationRegularizer):
     ``weight·(0.1·L_ct + 0.1·L_tr)``, with
 
     * ``L_ct = CE(s·⟨PE(p_b), PE(c_{b,k})⟩_k, y_b)``, y_b = argmin_k ‖c_{b,k} − p_b‖²
-      (positions from :func:`seqpe_contrastive_positions`, labels from :func:`seqpe_labels`);
+      (positions from ``seqpe_contrastive_positions``, labels from ``seqpe_labels``);
     * ``L_tr = β·[KL(P_m‖P_t) + KL(P_t‖P_m)] + (1−β)·[...]``, P = log_softmax(s·XXᵀ) of the
       main-range PEs (teacher under β) and of the shifted PEs
-      (positions from :func:`seqpe_transfer_positions`), KL with ``reduction='mean'``.
+      (positions from ``seqpe_transfer_positions``), KL with ``reduction='mean'``.
 
     Defaults (official ghrua/seqpe argparse, ``image_seqpe/main.py``): contrastive and transfer
     weights 0.1, s = 1 (``seqpe_logit_scaled_loss``), label smoothing 0, β = 0.8,

@@ -133,7 +133,7 @@ def shrink_perturb_(
     moments belong to the old weights). ``θ_fresh`` is, as in the official
     code, a freshly built model: ``fresh``, a function building one (what
     ``run.py`` does: ``ResNet18()``) or a newly built model of the same
-    architecture; or, without ``fresh``, :func:`fresh_init` of ``model``
+    architecture; or, without ``fresh``, ``fresh_init`` of ``model``
     (``generator`` seeds it): each module's ``reset_parameters``, then
     ``init_fn(copy)``. That is the constructor's initialization for a model
     built from ``torch.nn`` layers that initializes nothing itself (the
@@ -246,7 +246,7 @@ class ShrinkPerturb(Registered, Configurable):
     model's own initialization to the re-initialized copy. Without either,
     the noise is each module's ``reset_parameters`` initialization, which is
     the constructor's only when the constructor initializes nothing itself
-    (see :func:`shrink_perturb_`). Every buffer comes from the fresh model
+    (see ``shrink_perturb_``). Every buffer comes from the fresh model
     (BatchNorm statistics reset). Frozen parameters and the buffers of fully
     frozen modules are left alone; non-finite weights raise. Parameters no
     ``reset_parameters`` covers raise unless ``uncovered="keep"`` or

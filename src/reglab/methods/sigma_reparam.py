@@ -107,7 +107,7 @@ class SigmaReparamWeight(nn.Module):
     Built from the weight it will reparametrize: ``u`` (buffer) = its first
     right singular vector and ``gamma`` (parameter) = its largest singular
     value, both by exact SVD (official ``SpectralNormedWeight.__init__`` and
-    ``SNLinear``), so Ŵ = W at first. Each forward runs :func:`sigma_reparam`
+    ``SNLinear``), so Ŵ = W at first. Each forward runs ``sigma_reparam``
     and, in training mode only, stores the new u.
     """
 
@@ -144,7 +144,7 @@ def sigma_reparam_(module: nn.Module, conv: bool = True, init_std: float | None 
     """Apply σReparam in place to every ``nn.Linear`` of ``module`` (and every Conv1d/2d/3d when
     ``conv``), or to ``module`` itself if it is one; returns ``module``.
 
-    Each weight gets a :class:`SigmaReparamWeight` parametrization (γ = σ(W₀),
+    Each weight gets a ``SigmaReparamWeight`` parametrization (γ = σ(W₀),
     u from the SVD of W₀). ``init_std``: first re-draw each weight from
     ``trunc_normal(0, init_std)`` as the official ``SNLinear`` does (0.02 there);
     None (default) keeps the current weights. Layers that already carry σReparam

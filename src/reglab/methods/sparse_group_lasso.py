@@ -2,7 +2,7 @@
 
 R(w) = (1−α)·Σ_g √p_g‖w_g‖₂ + α‖w‖₁ (their Eq. 3); ``alpha = 0.95`` is the
 default of their SGL R package. Groups as in group lasso
-(:mod:`reglab.methods.group_lasso`). Proximal operator: soft threshold at
+(``reglab.methods.group_lasso``). Proximal operator: soft threshold at
 tα, then group soft threshold at t(1−α)√p_g; this composition is the exact
 prox of the sum (Friedman, Hastie & Tibshirani 2010, "A note on the group
 lasso and a sparse group lasso"; Simon et al. 2013, Sec. 3). Gradient (``mode="grad"``):
@@ -44,7 +44,7 @@ class SparseGroupLasso(WeightRegularizer):
     """Sparse group lasso: R(w) = (1−α)·Σ_g √p_g‖w_g‖₂ + α‖w‖₁.
 
     Simon, Friedman, Hastie & Tibshirani (2013), Eq. 3; ``alpha = 0.95`` is
-    the default of their SGL R package. Groups as in :class:`GroupLasso`.
+    the default of their SGL R package. Groups as in ``GroupLasso``.
     Proximal operator: soft threshold at tα, then group soft threshold at
     t(1−α)√p_g; this composition is the exact prox of the sum.
     """

@@ -40,7 +40,7 @@ PAPER = Paper(
 def _power_step(
     w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
-    """``½σ(W)²`` by one power-iteration step, and the advanced vector (what :class:`SpectralNorm` keeps).
+    """``½σ(W)²`` by one power-iteration step, and the advanced vector (what ``SpectralNorm`` keeps).
 
     From the left vector ``u`` (size out): ``v = Wᵀu/‖Wᵀu‖``, ``u' = Wv/‖Wv‖``,
     ``σ = u'ᵀWv`` with ``u', v`` held constant (Algorithm 1). Returns
@@ -74,7 +74,7 @@ def spectral_norm_penalty(
     (out, in·k…) matrix (one SVD per tensor; its gradient is σ·u₁v₁ᵀ). With
     ``u`` (one unit vector of size out per weight): the paper's estimate, one
     power-iteration step from it (Algorithm 1), whose gradient is σ·u'vᵀ with
-    ``u', v`` held constant. :class:`SpectralNorm` keeps ``u`` across steps
+    ``u', v`` held constant. ``SpectralNorm`` keeps ``u`` across steps
     (the paper's persistent vector, in ``state_dict``). A list of weights
     gives the sum.
     """
@@ -91,7 +91,7 @@ def spectral_norm_penalty(
 def spectral_norm(
     w: torch.Tensor | Sequence[torch.Tensor], u: torch.Tensor | Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor | list[torch.Tensor]]:
-    """Deprecated: ``(½σ², u')`` by one power-iteration step; use :func:`spectral_norm_penalty`
+    """Deprecated: ``(½σ², u')`` by one power-iteration step; use ``spectral_norm_penalty``
     (a scalar; the name no longer shadows torch's ``spectral_norm`` reparametrization)."""
     warnings.warn(
         "reglab.functional.spectral_norm(w, u) is deprecated and returns (value, u'): use "
@@ -160,7 +160,7 @@ class SpectralNorm(PowerIterationState):
     def grad_(self, tensors, grads, alpha):
         """``g += α·σ·u'vᵀ`` after one power-iteration step (Algorithm 1); returns Σ½σ².
 
-        Advances each tensor's vector to u', as :meth:`penalty` does."""
+        Advances each tensor's vector to u', as ``penalty`` does."""
         who = "spectral_norm"
         raw = as_tensors(who, list(tensors), min_ndim=2, upcast=False)
         bufs = [self.state_of(t) for t in raw]

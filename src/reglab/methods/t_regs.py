@@ -158,7 +158,7 @@ def t_regs(
 ) -> torch.Tensor:
     """T-REGS standalone loss ``β·L_MSE(Z, Z') + T-REG(Z) + T-REG(Z')`` (Mordacq et al., 2025,
     Sec. 5.1: β = 10, γ = 0.2, λ = 8e-4); ``beta=0`` leaves only the regularizer for use next to
-    another SSL loss. ``options`` (``gather``) go to :func:`t_regs_terms`."""
+    another SSL loss. ``options`` (``gather``) go to ``t_regs_terms``."""
     _check_order("TREGS", beta, gamma, lam)
     t = t_regs_terms(z1, z2, **options)
     return beta * t.invariance + gamma * t.length + lam * t.sphere

@@ -88,7 +88,7 @@ def tico(
     """TiCo loss ``invariance + ρ·contrast`` and the new covariance C_t (detached).
 
     ``loss, cov = tico(z_a, z_b, cov)``, carrying ``cov`` to the next step
-    (None at the first); see :func:`tico_step`. :class:`TiCo` keeps it in a
+    (None at the first); see ``tico_step``. ``TiCo`` keeps it in a
     buffer for you.
     """
     s = tico_step(z_a, z_b, cov, beta=beta, gather=gather)
@@ -107,7 +107,7 @@ class TiCo(RepresentationRegularizer):
     and ``reg(z_a, z_b)`` returns ``weight·L``: TiCo is the whole SSL loss
     (``weight`` = 1). In training mode every call stores C_t for the next
     one; ``.eval()`` evaluates the loss without touching the state, and so
-    does :meth:`components`. The buffer is created at the first call (or at
+    does ``components``. The buffer is created at the first call (or at
     construction with ``dim``) in float32 (``.double()`` for float64 state).
     C is uncentred, built from view a only and starts at zero, as in the
     formula the third-party implementations share (newer lightly

@@ -3,7 +3,7 @@
 L = μ·v(Z) + ν·c(Z) on a single view: VICReg's variance hinge
 v(Z) = (1/d)Σ_j max(0, γ − √(Var(z_·j) + ε)) and covariance term
 c(Z) = (1/d)Σ_{i≠j} Cov(Z)_ij² (unbiased; shared with VICReg in
-:mod:`reglab.ops.batches`). Used on any layer's activations (supervised or
+``reglab.ops.batches``). Used on any layer's activations (supervised or
 SSL) to keep every dimension's standard deviation above γ and dimensions
 decorrelated.
 
@@ -39,7 +39,7 @@ def vcreg_terms(z: torch.Tensor, *, gamma: float = 1.0, eps: float = 1e-4, gathe
 
 
 def vcreg(z: torch.Tensor, *, std_coeff: float = 25.0, cov_coeff: float = 1.0, **options: Any) -> torch.Tensor:
-    """``μ·variance + ν·covariance``; ``options`` (``gamma``, ``eps``, ``gather``) go to :func:`vcreg_terms`."""
+    """``μ·variance + ν·covariance``; ``options`` (``gamma``, ``eps``, ``gather``) go to ``vcreg_terms``."""
     t = vcreg_terms(z, **options)
     return std_coeff * t.variance + cov_coeff * t.covariance
 
@@ -48,7 +48,7 @@ def vcreg(z: torch.Tensor, *, std_coeff: float = 25.0, cov_coeff: float = 1.0, *
 class VCReg(RepresentationRegularizer):
     """VCReg: VICReg's variance and covariance terms on a single view.
 
-    L = μ·v(Z) + ν·c(Z), v and c exactly as in :class:`VICReg`. Used on any
+    L = μ·v(Z) + ν·c(Z), v and c exactly as in ``VICReg``. Used on any
     layer's activations (supervised or SSL) to keep every dimension's standard
     deviation above γ and dimensions decorrelated.
 

@@ -61,7 +61,7 @@ def vicreg(
     **options: Any,
 ) -> torch.Tensor:
     """VICReg loss ``λ·inv + μ·var + ν·cov`` with the paper's 25/25/1; ``options``
-    (``gamma``, ``eps``, ``gather``) go to :func:`vicreg_terms`."""
+    (``gamma``, ``eps``, ``gather``) go to ``vicreg_terms``."""
     t = vicreg_terms(z1, z2, **options)
     return sim_coeff * t.invariance + std_coeff * t.variance + cov_coeff * t.covariance
 

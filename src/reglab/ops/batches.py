@@ -1,7 +1,7 @@
 """Batches of embeddings for the representation penalties: validate, gather, upcast; shared statistics.
 
 Batch-statistic penalties compute their statistics on the global batch under
-DDP (:func:`reglab.core.distributed.gather`, whose backward makes every
+DDP (``reglab.core.distributed.gather``, whose backward makes every
 rank's gradient that of the single-process loss on the concatenated batch).
 Statistics are computed in float32 with autocast disabled, so a bf16/fp16
 forward gives the float32 value (a bf16 covariance or log-sum-exp is not
@@ -35,7 +35,7 @@ def prepare_batch(
     sample (activations of a conv layer).
 
     Under DDP each rank first checks its own tensor's structure (type,
-    dimensions, dtype) inside an :class:`~reglab.core.distributed.agree`
+    dimensions, dtype) inside an ``agree``
     block, so every rank raises the same error when one rank's input is
     malformed or ranks disagree on shape or dtype; then the batch is gathered
     and its size and values are checked on the global batch: every rank
@@ -45,7 +45,7 @@ def prepare_batch(
     statistics of a float32 batch could overflow (a squared norm or covariance
     past 3.4e38), moves the computation to float64 so finite input always
     gives the right value. On an accelerator nothing is read: both checks are
-    queued (:mod:`reglab.core.checks`).
+    queued (``reglab.core.checks``).
     """
     distributed = gather and is_distributed()
     with agree(who, enabled=distributed) as agreed:
@@ -57,7 +57,7 @@ def prepare_batch(
 def prepare_views(
     who: str, z1: torch.Tensor, z2: torch.Tensor, *, min_batch: int = 2, gather: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`prepare_batch` for two views of one batch (same shape), checked in one agreement over ranks."""
+    """``prepare_batch`` for two views of one batch (same shape), checked in one agreement over ranks."""
     distributed = gather and is_distributed()
     with agree(who, enabled=distributed) as agreed:
         check_same_shape(who, z1, z2)
@@ -74,7 +74,7 @@ def prepare_reference(
     flatten: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's batch and the detached global batch it is compared with (``gather=True``: all ranks'
-    rows, without autograd; else the batch itself), validated as :func:`prepare_batch` does.
+    rows, without autograd; else the batch itself), validated as ``prepare_batch`` does.
 
     ``min_batch`` and the value checks apply to the reference, so under DDP a
     rank may hold 0 or 1 rows; the local batch gets the reference's dtype.
@@ -131,7 +131,7 @@ class _Float64Statistics(torch.autograd.Function):
     float32's range (VICReg's covariance term on 1e20-scale rows: |∂L/∂z| ≈ 1e60): the plain cast
     back would hand the optimizer inf with no word. The backward raises instead, naming the
     regularizer. Only batches that took this route pay the check (CPU only: on accelerators such a
-    batch is already a queued error, see :func:`_defer_batch_checks`)."""
+    batch is already a queued error, see ``_defer_batch_checks``)."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, who: str, what: str) -> torch.Tensor:
@@ -207,7 +207,7 @@ def covariance_offdiag(z: torch.Tensor) -> torch.Tensor:
 
     Shared by VICReg and VCReg. With centred ``Zc`` (n, d), ``Cov = ZcᵀZc/(n−1)``,
     so the term is ``Σ_{i≠j} (ZcᵀZc)_ij² / ((n−1)²·d)``, computed by
-    :func:`reglab.ops.linalg.gram_offdiag_sq_sum`: when n < d from the n×n Gram
+    ``reglab.ops.linalg.gram_offdiag_sq_sum``: when n < d from the n×n Gram
     (``‖ZcZcᵀ‖_F² − Σ_j Var_j²·(n−1)²``, O(n²d) time and O(n²) memory instead of
     O(nd²) and O(d²)), else from the d×d product with its diagonal zeroed; one
     GEMM forward and one backward either way.

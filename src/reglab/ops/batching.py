@@ -8,7 +8,7 @@ and none on accelerators: type, dtype and shape are checked per tensor
 without touching the data, and finiteness once, on the result (a NaN/inf
 anywhere makes the sum non-finite); only on failure are the tensors
 inspected one by one to name the offender. On accelerators that finite
-check is queued and read once per step (:mod:`reglab.core.checks`).
+check is queued and read once per step (``reglab.core.checks``).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _autocast_enabled(device_type: str) -> bool:
 
 
 def full_precision(fn: Callable) -> Callable:
-    """Run a weight penalty ``fn(w, ...)`` with autocast off on ``w``'s device (:func:`no_autocast`):
+    """Run a weight penalty ``fn(w, ...)`` with autocast off on ``w``'s device (``no_autocast``):
     its matmuls and SVDs in the weights' own (at least float32) precision, and custom autograd
     Functions that see the dtypes they saved. A plain ``with`` block, so ``torch.compile`` traces it."""
     import functools
@@ -134,7 +134,7 @@ def checked_total(who: str, value: torch.Tensor, tensors: Sequence[torch.Tensor]
     """``value`` if finite; else the error naming the non-finite input (one sync on success).
 
     On an accelerator the check is queued instead, with no sync, and raised at
-    the step's end (:mod:`reglab.core.checks`)."""
+    the step's end (``reglab.core.checks``)."""
     if has_data(value) and _checks.defers(value):
         shapes = ", ".join(str(tuple(t.shape)) for t in tensors[:4]) + (", ..." if len(tensors) > 4 else "")
         _checks.defer_check(

@@ -8,8 +8,8 @@ the gradient already formed. Each method states its own derivative next to
 its pure function; this module holds only what several methods share: the
 in-place scaled add, the group-norm gradient of the group-sparsity
 penalties (as per-group coefficients of ``w``, so the gradient is added with
-one ``addcmul_`` and no temporary: :func:`add_coefficients_`, defined in
-:mod:`reglab.core.regularizer` because ``regs.add_grads`` fuses the
+one ``addcmul_`` and no temporary: ``add_coefficients_``, defined in
+``reglab.core.regularizer`` because ``regs.add_grads`` fuses the
 coefficients of several bindings with it), and the grouping of same-shaped
 matrices for one batched matmul.
 """
@@ -90,7 +90,7 @@ def group_norm_coefficients(
     (no transpose), the weight's shape for a map of group ids or a 1-D
     ``"out"`` weight (each element its own group). The norms are one read of
     each weight; the value comes from the same norms. Low-precision weights
-    get float32 norms. Groupings as in :func:`reglab.ops.groups.group_norm_sum`.
+    get float32 norms. Groupings as in ``reglab.ops.groups.group_norm_sum``.
     """
     if isinstance(groups, torch.Tensor):
         if len(tensors) != 1:
@@ -124,7 +124,7 @@ def group_norm_coefficients(
 
 def indices_by_shape(mats: Sequence[torch.Tensor]) -> list[list[int]]:
     """Indices of ``mats`` grouped by shape, for one batched matmul per group on
-    accelerators; on CPU each matrix alone (as :func:`reglab.ops.batching.stack_by_shape`)."""
+    accelerators; on CPU each matrix alone (as ``reglab.ops.batching.stack_by_shape``)."""
     if all(m.device.type == "cpu" for m in mats):
         return [[i] for i in range(len(mats))]
     by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -40,7 +40,7 @@ def safe_norm(x: torch.Tensor, ord: float = 2.0, dim: int | None = None, keepdim
 def normalize_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Rows scaled to unit L2 norm (rows of zero norm stay zero); overflow-safe.
 
-    ``x / max(‖x‖, eps)`` with the norm from :func:`safe_norm`; the custom backward is
+    ``x / max(‖x‖, eps)`` with the norm from ``safe_norm``; the custom backward is
     ``(g − y·⟨y, g⟩)/‖x‖`` per row (``g/eps`` on clamped rows), four passes where
     autograd through the safe norm and the division needs about ten.
     """
@@ -52,7 +52,7 @@ def normalize_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 def _row_norms(x: torch.Tensor) -> torch.Tensor:
     """``safe_norm(x, dim=1, keepdim=True)``, on CPU by the plain norm where that is exact.
 
-    The power-of-two scaling of :func:`safe_norm` changes no rounding, so the plain
+    The power-of-two scaling of ``safe_norm`` changes no rounding, so the plain
     norm gives the same values wherever its squares neither overflow (the norm is
     finite) nor underflow (every row norm ≥ 2^-40 in float32, 2^-480 in float64:
     squares lost below the smallest normal then weigh < d·2^-60 relative). On CPU
@@ -110,7 +110,7 @@ def _uses_gram_route(n: int, d: int, cross: bool) -> bool:
 
 class _GramOffdiagSqSum(torch.autograd.Function):
     """``(diag(aᵀb), Σ_{i≠j} (aᵀb)_ij²)`` for (n, d) ``a``, ``b`` (``b is None``: ``b = a``), see
-    :func:`gram_diag_offdiag_sq_sum`."""
+    ``gram_diag_offdiag_sq_sum``."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +182,7 @@ def gram_diag_offdiag_sq_sum(a: torch.Tensor, b: torch.Tensor | None = None) -> 
 
     The diagonal and the off-diagonal sum of squares of the d×d cross-product, as
     in the Barlow Twins terms and the VICReg covariance term. When n×n Grams are
-    cheaper (n < d for one matrix, n < 0.75·d for two; :func:`_uses_gram_route`)
+    cheaper (n < d for one matrix, n < 0.75·d for two; ``_uses_gram_route``)
     the sum is ``Σ (aaᵀ)∘(bbᵀ) − Σ_j c_j²`` and the d×d matrix is never formed;
     otherwise it is the d×d product with its diagonal zeroed (exact, no
     cancellation). Custom backwards need one GEMM per input where autograd would
@@ -194,7 +194,7 @@ def gram_diag_offdiag_sq_sum(a: torch.Tensor, b: torch.Tensor | None = None) -> 
 
 
 def gram_offdiag_sq_sum(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``Σ_{i≠j} (aᵀb)_ij²`` (``b is None``: of ``aᵀa``); see :func:`gram_diag_offdiag_sq_sum`."""
+    """``Σ_{i≠j} (aᵀb)_ij²`` (``b is None``: of ``aᵀa``); see ``gram_diag_offdiag_sq_sum``."""
     return _GramOffdiagSqSum.apply(a, b)[1]
 
 
@@ -364,7 +364,7 @@ def streaming_moments(x, p=None, *, chunk: int | None = None, dtype=None) -> tup
 
 
 def _moments_chunk(x, pn, start, rows, buf, cdt, total, mean, scatter):
-    """One chunk of :func:`streaming_moments`: returns the updated (W, μ, M)."""
+    """One chunk of ``streaming_moments``: returns the updated (W, μ, M)."""
     import numpy as np
 
     xb = x[start:start + rows]

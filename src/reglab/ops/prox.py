@@ -6,7 +6,7 @@ mapped through ``prox_{η·λ·R}(w) = argmin_u ½‖u − w‖² + η·λ·R(u)
 ``η`` the param group's learning rate and ``λ`` the regularizer's current
 weight. Unlike a subgradient penalty, this yields exact zeros.
 
-The loop that applies them lives in :mod:`reglab.core.attach`.
+The loop that applies them lives in ``reglab.core.attach``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Input checks shared by every regularizer: the one place they live.
 
-Every check raises :class:`RegularizerInputError` (a ``ValueError``) whose
+Every check raises ``RegularizerInputError`` (a ``ValueError``) whose
 message names the regularizer, what it got and what it expects, so bad input
 fails at the boundary instead of deep inside torch.
 
 Hyperparameters are declared once, on the pure function, with
-:func:`hyperparameters`: ``@hyperparameters(l1_ratio=unit_interval)``. The
+``hyperparameters``: ``@hyperparameters(l1_ratio=unit_interval)``. The
 decorated function checks the values it is called with, and the class
-derived from it (:mod:`reglab.core.config`) checks them at construction.
+derived from it (``reglab.core.config``) checks them at construction.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def check_tensor(
     ``finite`` checks for NaN/inf; it costs one reduction, which is negligible
     next to any penalty and is what keeps a NaN from silently poisoning a run.
     On CPU it raises here; on an accelerator the check is queued without a
-    host sync and raised at the step's end (:mod:`reglab.core.checks`).
+    host sync and raised at the step's end (``reglab.core.checks``).
     """
     if not isinstance(x, torch.Tensor):
         raise RegularizerInputError(f"{who} expects a torch.Tensor as {arg}, got {describe(x)}")
@@ -174,7 +174,7 @@ def check_logits(
 def check_labels(
     who: str, labels: object, num_classes: int, *, batch: int | None = None, nonempty: bool = True
 ) -> torch.Tensor:
-    """Integer class labels of shape (batch,), each in [0, num_classes); ``nonempty`` as :func:`check_logits`."""
+    """Integer class labels of shape (batch,), each in [0, num_classes); ``nonempty`` as ``check_logits``."""
     check_tensor(who, labels, arg="labels", ndim=1, floating=False, nonempty=nonempty)
     assert isinstance(labels, torch.Tensor)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -198,7 +198,7 @@ def check_labels(
 
 
 def _deferred_range(who: str, values: torch.Tensor, size: int, expects: str) -> torch.Tensor:
-    """On an accelerator: queue the range check (read once per step, :mod:`reglab.core.checks`)
+    """On an accelerator: queue the range check (read once per step, ``reglab.core.checks``)
     and return the values clamped into [0, size), so that an out-of-range label or index
     cannot trigger a device-side assert (which would leave the device unusable, with no
     message) before the queued error names the regularizer, at most one step late."""

@@ -136,7 +136,7 @@ def train_loop(
     ``after_step(optimizer)`` runs after each ``optimizer.step()`` (e.g.
     ``regs.step`` for proximal updates and schedules). ``procedure`` is the
     config of a training-procedure arm that replaces backward + step (see
-    :func:`optimizer_step`); ``optimizer`` is ``"adam"`` or ``"sgd"``
+    ``optimizer_step``); ``optimizer`` is ``"adam"`` or ``"sgd"``
     (momentum 0.9). Only the steps are timed, not the per-epoch
     evaluation.
     """
@@ -174,7 +174,7 @@ FUSED = {"fused": True}
 
 
 def fused_optimizer(kind: type[torch.optim.Optimizer], params: Any, **hyper: Any) -> torch.optim.Optimizer:
-    """``kind(params, **hyper)`` with its fused kernel (see :data:`FUSED`)."""
+    """``kind(params, **hyper)`` with its fused kernel (see ``FUSED``)."""
     return kind(params, **hyper, **FUSED)
 
 
@@ -345,10 +345,10 @@ def train_output_model(
     batch_size: int,
     on_epoch_end: Callable[[nn.Module, int], None],
 ) -> tuple[nn.Module, Timing]:
-    """Train the dataset's :func:`classifier` on ``data``'s training split with an output arm.
+    """Train the dataset's ``classifier`` on ``data``'s training split with an output arm.
 
-    The arm is built with :func:`build_output_arm` and used through
-    :func:`output_loss`; ``on_epoch_end(model, epoch)`` records the task's
+    The arm is built with ``build_output_arm`` and used through
+    ``output_loss``; ``on_epoch_end(model, epoch)`` records the task's
     curves. Returns the model (at its last epoch) and the timing.
     """
     n, c = data.x_train.shape[0], data.num_classes

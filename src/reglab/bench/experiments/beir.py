@@ -2,12 +2,12 @@
 
 SciFact's test split (Wadden et al. 2020 in BEIR's construction, Thakur et al. 2021: 5,183 abstracts, 300
 test queries) embedded with the offline MiniLM encoder (documents as title + " " + text;
-:mod:`reglab.embeddings.beir`, encodings cached by file hash). The arm is a registered embedding transform's
-config: ``lvq`` / ``leanvec`` give a compressed index (:func:`reglab.embeddings.retrieval.index_for_config`),
+``reglab.embeddings.beir``, encodings cached by file hash). The arm is a registered embedding transform's
+config: ``lvq`` / ``leanvec`` give a compressed index (``reglab.embeddings.retrieval.index_for_config``),
 any other transform (``whitening``, ``all_but_the_top``) exact cosine search on the transformed vectors;
 a baseline (``arm=None``) names its index with the task argument ``index`` (``"exact"``, ``"faiss-sq4"``,
 ``"faiss-pq-lvq4"``, ``"binary-rescore-float32"``, ``"truncate-96"`` ...:
-:func:`reglab.embeddings.retrieval.index_named`). LeanVec-OOD is fitted on the train-split queries.
+``reglab.embeddings.retrieval.index_named``). LeanVec-OOD is fitted on the train-split queries.
 
 Metric ``ndcg10``: mean nDCG@10 by trec_eval; ``units["ndcg10"]`` holds it per test query, the units the
 claims pair over (``paired_over="units"``: the verdict engine's sign-flip test and BCa interval over

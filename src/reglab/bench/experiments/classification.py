@@ -56,7 +56,7 @@ def clean_classification(
     arm: dict | None, *, seed: int, quick: bool = False, dataset: str = "digits", epochs: int = 60
 ) -> TaskResult:
     """Metrics: ``test_accuracy``, ``test_nll``, ``ece`` (15 bins) at the validation-selected
-    epoch, ``final_accuracy``, and the selected weights' structure (:func:`weight_structure`). Curves: ``test_accuracy``, ``val_accuracy``, ``train_loss`` per epoch."""
+    epoch, ``final_accuracy``, and the selected weights' structure (``weight_structure``). Curves: ``test_accuracy``, ``val_accuracy``, ``train_loss`` per epoch."""
     t0 = time.perf_counter()
     data = load(dataset, seed)
     n, c = data.x_train.shape[0], data.num_classes

@@ -1,6 +1,6 @@
 """Lab task ``positions``: position-encoder regularizers (SeqPE, DropPos) on the tiny transformer.
 
-Reuses :mod:`reglab.bench.experiments.transformer` (tokens, blocks, built-in position
+Reuses ``reglab.bench.experiments.transformer`` (tokens, blocks, built-in position
 modules): 8×8 digits cut into 2×2 patches, 16 tokens on a 4×4 grid, d_model 32, 2 pre-norm
 blocks, 4 heads, mean pooling; AdamW lr 1e-3, batch 64, 25 epochs (3 in quick mode), the epoch
 selected on validation accuracy.
@@ -12,11 +12,11 @@ training, ``test_accuracy_short`` on the first k.
 **Arms.**
 
 * none: the built-in ``positional`` module (``"learned"`` table, default, or ``"sinusoidal"``).
-* ``seqpe``: the positions come from a SeqPE encoder (:class:`DigitPositionEncoder`: each
+* ``seqpe``: the positions come from a SeqPE encoder (``DigitPositionEncoder``: each
   token's grid cell (r, c) as its 4 decimal digits, embedded per digit slot, an MLP to d) and
   the arm's regularizer is added to the loss at every step: the contrastive term on 16 pivots ×
   16 candidates drawn in the 16×16 position universe, the transfer term on 8 shifted copies of
-  the training block (8 offsets each), with the samplers of :mod:`reglab.methods.seqpe`
+  the training block (8 offsets each), with the samplers of ``reglab.methods.seqpe``
   (pools of 32 batches drawn once per run from the seed).
 * ``droppos``: learned positions; in training, the position embeddings of 75 % of the tokens are
   replaced by a learned mask token and a linear head on the final token states predicts each
@@ -55,7 +55,7 @@ class DigitPositionEncoder(nn.Module):
     """SeqPE-style encoder: a grid cell (r, c) as its digit sequence (2 digits each), one embedding
     per (slot, digit), an MLP to ``dim``. (The official encoder is a small causal transformer over
     the digit tokens.) ``forward(h, positions)`` adds the encodings of ``positions`` (token indices
-    on a ``width``-wide grid); :meth:`encode` maps (…, 2) cells to (…, dim)."""
+    on a ``width``-wide grid); ``encode`` maps (…, 2) cells to (…, dim)."""
 
     def __init__(self, dim: int, width: int, digits: int = 2, emb: int = 16):
         super().__init__()

@@ -1,11 +1,11 @@
 """Lab task ``retrieval``: recall of compressed indexes against exact search, paired over query folds.
 
-The corpus and queries of ``reglab retrieval`` (:func:`reglab.embeddings.retrieval.sts_retrieval_set`: the
+The corpus and queries of ``reglab retrieval`` (``reglab.embeddings.retrieval.sts_retrieval_set``: the
 distinct sentences of the STS files, embedded with the offline MiniLM encoder; queries = sentence1 of the
 pairs with gold score ≥ 4, each query's own entry excluded). An index is built from the arm (``lvq``:
 ``bits``/``residual_bits``; ``leanvec``: ``mode`` and ``n_components`` dimensions stored as LVQ-8) or, for the
 baselines (``arm=None``), from the task argument ``index`` (``"faiss-sq4"``, ``"faiss-pq-lvq4"``...:
-:func:`reglab.embeddings.retrieval.index_named`). Metric: recall@10 against exact float32 search; the
+``reglab.embeddings.retrieval.index_named``). Metric: recall@10 against exact float32 search; the
 queries are split into 16 fixed folds (a seeded permutation, the same for every arm), the units the
 claims pair over (``paired_over="units"``); ``bytes_per_vector`` says what the index stores. The data and
 encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab; the ``text`` extra), faiss too

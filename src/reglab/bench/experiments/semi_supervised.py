@@ -6,7 +6,7 @@ labels; the rest is unlabelled. The validation split is cut to the same share
 trained with Adam 1e-3 for 60 epochs over the unlabelled data (4 in quick
 mode): each step takes a batch of 128 unlabelled and 32 labelled images. The
 labelled batch is always augmented (random ±1-pixel shift + Gaussian pixel
-noise, :func:`augment_digits`), so every arm gets the same augmentation and
+noise, ``augment_digits``), so every arm gets the same augmentation and
 the comparison isolates the use of the unlabelled data:
 
 * ``None``: cross-entropy on the labelled batch only;

@@ -1,7 +1,7 @@
 """Lab task ``ssl_collapse``: two-view self-supervised training on digits.
 
 An MLP encoder 64→256→32 is trained on two augmented views (a random pixel
-shift of up to one pixel plus Gaussian noise, :func:`augment_digits`) of each
+shift of up to one pixel plus Gaussian noise, ``augment_digits``) of each
 training image. The baseline (``arm=None``) minimizes only the invariance
 term, the mean squared distance between the views' embeddings, which the
 encoder can satisfy by collapsing. An arm is either a two-view regularizer
@@ -9,7 +9,7 @@ that is the whole SSL loss (``{"name": "vicreg"}``: invariance + variance +
 covariance) or a single-view regularizer bound to the encoder's hidden layer
 with ``.on(activations=...)`` and added to the invariance loss (``{"name":
 "vcreg"}``). Metrics on the test split: the effective rank of the embeddings
-(exp of the entropy of their normalized singular values, see :func:`_rank`),
+(exp of the entropy of their normalized singular values, see ``_rank``),
 the number of embedding dimensions with std < 1e-2, and the accuracy of a
 logistic-regression probe trained on frozen train-split embeddings. Every
 run also reports the probe accuracy of the same encoder before training
@@ -24,7 +24,7 @@ embedding that is probed, as DINOv2 puts KoLeo on the backbone output);
 SSL loss). With ``arm=None`` the run trains ``base`` alone.
 
 Spread and retrieval metrics, on the L2-normalized test embeddings
-x_i = z_i/‖z_i‖ (:func:`_spread_metrics`):
+x_i = z_i/‖z_i‖ (``_spread_metrics``):
 
 * ``nn_distance``: mean over test rows of min_{j≠i} ‖x_i − x_j‖ (the
   distance KoLeo maximizes), higher = more spread;

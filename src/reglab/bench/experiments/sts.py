@@ -4,7 +4,7 @@ The arm is an embedding transform's config (None: the raw embeddings). It is
 fitted on the distinct sentences of the STS files only (the transductive
 protocol of BERT-whitening, Su et al. 2021) and scored by the mean Spearman
 and Pearson correlation of cosine similarity with the gold scores, as
-:func:`reglab.embeddings.sts.evaluate_sts` does for ``reglab sts``. The data
+``reglab.embeddings.sts.evaluate_sts`` does for ``reglab sts``. The data
 and the encoder are optional (``$REGLAB_STS_DATA``, else the SemEval STS test files shipped with reglab;
 the ``text`` extra): without them the run is reported as skipped.
 """
@@ -34,7 +34,7 @@ def sts_task(
 
     Deterministic: ``seed`` is accepted for the lab's protocol but nothing is
     random. ``quick`` uses the first 200 pairs of each file. Raises
-    :class:`TaskUnavailable` when the text extra or the data is missing.
+    ``TaskUnavailable`` when the text extra or the data is missing.
     """
     if dataset != "sts":
         raise ValueError(f"the sts task runs on the STS files only (dataset 'sts'), got {dataset!r}")

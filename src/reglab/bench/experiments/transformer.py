@@ -5,11 +5,11 @@ raster order: ``patch=2`` gives 16 tokens of 4 pixels (default), ``patch=4``
 4 tokens of 16, ``patch=1`` 64 tokens of 1. An MNIST-1D signal (length 40)
 is cut into consecutive chunks of ``patch²`` samples (10 tokens of 4).
 
-**Model** (:class:`TinyTransformer`): a linear token embedding (d_model 32),
+**Model** (``TinyTransformer``): a linear token embedding (d_model 32),
 a position module (below), ``depth=2`` pre-norm blocks
 ``h += Attn(LN(h)); h += MLP(LN(h))`` with ``heads=4`` heads (head dim 8) and
 a GELU MLP of width 64, then mean pooling over the tokens, LayerNorm and a
-linear head. The attention is written out (:class:`Attention`): every forward
+linear head. The attention is written out (``Attention``): every forward
 keeps each layer's attention probabilities, (B, H, T, T) rows summing to 1,
 with their graph, so ``model.attention_maps()`` returns the list over layers
 that ``attention_entropy`` takes.

@@ -5,7 +5,7 @@ at a time. After each arrival the model trains on all the data seen so far,
 with a new Adam optimizer (lr 1e-3, batch 128, no weight decay: the official
 JordanAsh/warm_start ``run.py``), until its training accuracy on that data
 reaches 99 % (the official stopping rule), at most ``max_epochs`` (100) epochs.
-The model is the lab's MLP 64-256-10 (:func:`classifier`). MNIST-1D is not
+The model is the lab's MLP 64-256-10 (``classifier``). MNIST-1D is not
 offered: its ConvBase needs far more than the lab's 10 s per run to reach 99 %
 training accuracy on each chunk.
 
