@@ -294,6 +294,7 @@ def test_binary_rescoring_reorders_the_hamming_candidates():
 
 @needs_trec_eval
 def test_cli_end_to_end_on_a_synthetic_folder(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("faiss")  # the faiss rows (SQ, PQ, binary) are part of what is checked
     import reglab.embeddings.encoders as E
     from reglab.cli import main
 
@@ -342,6 +343,7 @@ def test_scifact_raw_ndcg_with_minilm():
 
 @needs_trec_eval
 def test_lab_task_reports_per_query_units(tmp_path, monkeypatch):
+    pytest.importorskip("faiss")  # the faiss rows (SQ, PQ, binary) are part of what is checked
     import reglab.embeddings.encoders as E
     from reglab.bench.experiments.beir import beir_task
     from reglab.bench.tasks import TaskUnavailable

@@ -80,3 +80,14 @@ def test_default_whitening_fits_real_minilm_sts_embeddings(monkeypatch, tmp_path
     x = get_encoder("minilm", use_cache=False).encode(sentences)
     assert x.shape == (400, 384)
     _check_default_whitening(x, null=3)  # all-MiniLM-L6-v2 spans 381 of its 384 dimensions
+
+
+def test_constant_embeddings_are_refused_not_mapped_to_zero():
+    import numpy as np
+    import pytest
+
+    from reglab import RegularizerInputError
+    from reglab.embeddings import Whitening
+
+    with pytest.raises(RegularizerInputError, match="no non-negligible eigenvalues"):
+        Whitening().fit(np.ones((50, 8)))

@@ -163,6 +163,11 @@ class Whitening(EmbeddingTransform):
         scale = (evals[:keep] + self.eps).clamp_min(torch.finfo(evals.dtype).tiny).rsqrt()
         if not regularized:
             null = evals[:keep] <= self._rank_tol * evals[0].clamp_min(torch.finfo(evals.dtype).tiny)
+            if bool(null.all()):  # constant embeddings: whitening would map every vector to 0
+                raise RegularizerInputError(
+                    f"{self._who} found no non-negligible eigenvalues: the {n} embeddings have no variance in "
+                    f"any direction (largest eigenvalue {float(evals[0]):.3g}); nothing to whiten"
+                )
             scale = scale.masked_fill(null, 0.0)  # collinear/constant directions: dropped, not amplified
         u = evecs[:, :keep]
         matrix = u * scale if self.mode == "pca" else (u * scale) @ u.T
