@@ -131,3 +131,28 @@ def test_a_wrapped_optimizer_is_observed_through_the_optimizer_it_holds():
             _train_step(model, regs, opt)
     with pytest.warns(UserWarning, match="did not run"):
         regs.step(opt)
+
+
+def test_a_new_optimizer_each_round_never_warns_even_when_its_id_is_reused():
+    import gc
+    import warnings
+
+    import torch
+    from torch import nn
+
+    import reglab
+
+    model = nn.Linear(4, 2)
+    regs = reglab.attach(model, reglab.L2(1e-3))
+    x = torch.randn(8, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(6):  # a fresh optimizer per round (warm-start training): ids of collected ones recur
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for _ in range(2):
+                opt.zero_grad()
+                (model(x).pow(2).mean() + regs.penalty()).backward()
+                opt.step()
+                regs.step(opt)
+            del opt
+            gc.collect()

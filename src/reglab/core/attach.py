@@ -58,6 +58,7 @@ import dataclasses
 import difflib
 import os
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -351,8 +352,8 @@ class RegularizerSet(nn.Module):
         """The two easy mistakes around ``regs.step(optimizer)``; each warns once per set."""
         watch = self.__dict__.setdefault("_optimizer_watch", {})
         counter = watch.get(id(optimizer))
-        if counter is None:
-            counter = watch[id(optimizer)] = _StepCounter()
+        if counter is None or counter.optimizer() is not optimizer:  # new, or an id reused after a collected one
+            counter = watch[id(optimizer)] = _StepCounter(optimizer)
             self._warn_double_decay(optimizer)
             # wrappers (Accelerate's AcceleratedOptimizer, Lightning's) step the optimizer they hold
             inner = optimizer
@@ -452,7 +453,8 @@ class RegularizerSet(nn.Module):
 class _StepCounter:
     """An optimizer step post-hook that counts ``optimizer.step()`` calls (see ``_check_optimizer``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, optimizer: Any) -> None:
+        self.optimizer = weakref.ref(optimizer)  # the one it watches (ids are reused once it is collected)
         self.steps = 0
         self.seen = 0
         self.handle: Any = None
