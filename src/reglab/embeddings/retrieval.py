@@ -513,6 +513,11 @@ def _pq_m(d: int, target_bytes: int) -> int:
     return max(m for m in range(1, d + 1) if d % m == 0 and m <= max(1, target_bytes))
 
 
+def _lvq_and_leanvec() -> list[_Method]:
+    """The LVQ and LeanVec rows both comparisons share, in table order."""
+    return [_LVQ(8), _LVQ(4, 4), _LVQ(4), _LeanVec("id", 2), _LeanVec("ood", 2), _LeanVec("id", 4), _LeanVec("ood", 4)]
+
+
 def default_methods(d: int) -> list[_Method]:
     """The issue's comparison, in table order."""
     from reglab.embeddings.classic import Normalize
@@ -522,13 +527,7 @@ def default_methods(d: int) -> list[_Method]:
     half = max(1, d // 2)
     return [
         _Raw(),
-        _LVQ(8),
-        _LVQ(4, 4),
-        _LVQ(4),
-        _LeanVec("id", 2),
-        _LeanVec("ood", 2),
-        _LeanVec("id", 4),
-        _LeanVec("ood", 4),
+        *_lvq_and_leanvec(),
         _LVQ(8, pre=lambda d: [Whitening(eps=1e-8), Normalize()], label="whitening + LVQ-8"),
         _LVQ(8, pre=lambda d: [Whitening(k=half), Normalize()], label="whitening d/2 + LVQ-8"),
         _Faiss("sq8", label="faiss SQ8"),
@@ -554,13 +553,7 @@ def beir_methods(d: int) -> list[_Method]:
         _Transformed(lambda d: [Whitening(eps=1e-8)], "whitening (k = d)"),
         _Transformed(lambda d: [Whitening(k=half)], f"whitening (k = {half})"),
         _Transformed(lambda d: [AllButTheTop()], "all-but-the-top"),
-        _LVQ(8),
-        _LVQ(4, 4),
-        _LVQ(4),
-        _LeanVec("id", 2),
-        _LeanVec("ood", 2),
-        _LeanVec("id", 4),
-        _LeanVec("ood", 4),
+        *_lvq_and_leanvec(),
         index_named("faiss-sq8", d),
         index_named("faiss-sq4", d),
         index_named("faiss-pq-lvq4", d),
