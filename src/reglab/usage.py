@@ -233,6 +233,16 @@ x = torch.randn(32, 64)
 quantized, vq_loss, indices = vq(encoder(x))
 loss = nn.functional.mse_loss(decoder(quantized), x) + vq_loss
 loss.backward()
+""",    "token_pooling": _HEAD + """docs = [nn.functional.normalize(torch.randn(n, 128), dim=1) for n in (180, 40, 95)]  # token vectors
+pooled = reglab.create("token_pooling", pool_factor=2).transform(docs)  # about half the vectors per document
+query = nn.functional.normalize(torch.randn(32, 128), dim=1)
+scores = [float((query @ d.T).max(dim=1).values.sum()) for d in pooled]  # MaxSim, unchanged
+""",
+    "muvera": _HEAD + """docs = [nn.functional.normalize(torch.randn(n, 128), dim=1) for n in (180, 40, 95)]  # token vectors
+query = nn.functional.normalize(torch.randn(32, 128), dim=1)
+docs_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4, fill_empty_partitions=True).transform(docs)
+query_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4).transform(query, query=True)  # same seed
+candidates = (docs_fde @ query_fde).argsort(descending=True)  # MIPS, then re-rank with exact MaxSim
 """,
 }
 
