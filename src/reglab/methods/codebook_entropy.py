@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from reglab.core import Claim, Paper, RepresentationRegularizer, register
+from reglab.core import Baseline, Claim, Paper, RepresentationRegularizer, register
 from reglab.ops import hyperparameters, no_autocast, non_negative, positive, prepare_batch
 
 PAPER = Paper(
@@ -95,11 +95,16 @@ class CodebookEntropy(RepresentationRegularizer):
     default_weight = 0.1
     claims = (
         Claim(
-            "The entropy loss raises codebook utilization of a quantized autoencoder",
-            testable=False,
-            untestable_reason="no lab task trains a vector-quantized or lookup-free autoencoder (latent_code has a "
-            "continuous code), and the task modules may not be edited to add a quantizer; the mechanism (the "
-            "codebook entropy term rises under the loss) is checked in tests/methods/test_codebook_entropy.py",
-            source="Yu et al. 2024 (MAGVIT-v2), Sec. 3.1 (entropy penalty for LFQ utilization); Open-MAGVIT2",
+            "The entropy loss keeps more of the codebook in use than a plain VQ codebook",
+            task="vq_code", metric="utilization", direction="higher", role="mechanism",
+            min_effect=0.1, min_effect_reason="a tenth of the codebook (6 of 64 codes) more in use on the test split",
+            baselines=(Baseline("plain VQ (taming init)", why="the VQ every remedy is added to: a learnable "
+                                "codebook, uniform(±1/K) init"),),
+            datasets=("digits",),
+            settings="a VQ autoencoder on 8×8 digits (encoder 64-128-16 cut into 4 tokens of 4 dims, one shared "
+            "codebook of 64 codes, decoder 16-128-64, MSE + VQ loss with β = 0.25; Adam, batch 128, 40 epochs; best "
+            "validation epoch) instead of a lookup-free quantizer on ImageNet; the affinities are −‖z − e_k‖² of a VQ "
+            "(not LFQ's 2⟨z, c_k⟩); Open-MAGVIT2's weight 0.1 and τ = 0.01, not tuned",
+            source="Yu et al. 2024 (MAGVIT-v2), Sec. 3.1 (the entropy penalty encourages codebook utilization)",
         ),
     )

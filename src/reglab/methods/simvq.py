@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from reglab.core import Claim, Configurable, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Configurable, Paper, RegularizerInputError, register
 from reglab.ops import check_int, check_positive, check_tensor, has_data, no_autocast
 
 PAPER = Paper(
@@ -97,14 +97,29 @@ class SimVQ(Configurable, nn.Module):
     formula = "C = C₀Wᵀ + b (C₀ frozen); z_q = C[argmin_k ‖z − C_k‖²]; L = β‖sg(z_q) − z‖² + ‖z_q − sg(z)‖²"
     function = None
     example_args = {"num_codes": 8, "dim": 4}
+    _plain = Baseline("plain VQ (taming init)", why="the VQ every remedy is added to: a learnable codebook, "
+                      "uniform(±1/K) init")
+    _entropy = Baseline("plain VQ + codebook entropy (weight 0.1, τ = 0.01)", {"name": "codebook_entropy"},
+                        why="the other one-line remedy for codebook collapse (MAGVIT-v2's entropy loss)")
+    _settings = (
+        "a VQ autoencoder on 8×8 digits (encoder 64-128-16 cut into 4 tokens of 4 dims, one shared codebook of 64 "
+        "codes, decoder 16-128-64, MSE + VQ loss with β = 0.25; Adam, batch 128, 40 epochs; best validation epoch) "
+        "instead of VQGAN image tokenizers on ImageNet; the task was sized on seeds 0-1, nothing tuned"
+    )
     claims = (
         Claim(
-            "SimVQ keeps nearly all codes in use where a plain VQ codebook collapses",
-            testable=False,
-            untestable_reason="no lab task trains a vector-quantized autoencoder (latent_code has a continuous "
-            "code) and the task modules may not be edited to add one; tests/methods/test_simvq.py checks the "
-            "mechanism (gradient reaches never-selected codes through W, a plain codebook's unused rows get none)",
-            source="Zhu et al. 2024, Table 1 and Fig. 1 (codebook utilization ~100% vs collapse of VQGAN codebooks)",
+            "SimVQ keeps more of the codebook in use than a plain VQ codebook",
+            task="vq_code", metric="utilization", direction="higher", role="mechanism",
+            min_effect=0.1, min_effect_reason="a tenth of the codebook (6 of 64 codes) more in use on the test split",
+            baselines=(_plain, _entropy), datasets=("digits",), settings=_settings,
+            source="Zhu et al. 2024, Table 1 and Fig. 1 (codebook utilization near 100% where VQGAN codebooks collapse)",
+        ),
+        Claim(
+            "SimVQ reconstructs better than a plain VQ codebook",
+            task="vq_code", metric="test_mse", direction="lower",
+            min_effect=0.002, min_effect_reason="about 5% of the plain VQ's test MSE here (≈ 0.036)",
+            baselines=(_plain,), datasets=("digits",), settings=_settings,
+            source="Zhu et al. 2024, Table 1 (rFID/LPIPS of SimVQ vs VQGAN at equal codebook size)",
         ),
     )
 

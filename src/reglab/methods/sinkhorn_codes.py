@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from reglab.core import Claim, FunctionModule, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, FunctionModule, Paper, RegularizerInputError, register
 from reglab.core.distributed import agree, is_distributed
 from reglab.ops import check_tensor, has_data, hyperparameters, integer, positive
 
@@ -111,14 +111,31 @@ class SinkhornCodes(FunctionModule):
     paper = PAPER
     formula = "codes = argmax_k Sinkhorn(exp(−d̃/ε)) with marginals 1/K per code, 1/B per sample (per sub-space)"
     function = sinkhorn_codes
+    _settings = (
+        "a VQ autoencoder on 8×8 digits (encoder 64-128-16 cut into 4 tokens of 4 dims, one shared codebook of 64 "
+        "codes, decoder 16-128-64, MSE + VQ loss with β = 0.25; Adam, batch 128 images = 512 tokens, 40 epochs; best "
+        "validation epoch) instead of a dense retriever's PQ on MS MARCO: one sub-space (M = 1), training tokens "
+        "take the balanced codes, evaluation the nearest code; ε = 0.003 and 100 iterations as the official script"
+    )
+    _plain = Baseline("plain VQ (taming init)", why="the VQ every remedy is added to: a learnable codebook, "
+                      "uniform(±1/K) init")
     claims = (
         Claim(
-            "Uniform (Sinkhorn) code assignment during training improves retrieval effectiveness of the "
-            "product-quantized index over nearest-centroid assignment",
-            testable=False,
-            untestable_reason="needs joint training of an encoder (or adapter) and a PQ codebook with a ranking "
-            "loss; the lab's beir/retrieval tasks evaluate fixed encoders and post-hoc indexes only, and their "
-            "task modules may not be edited; the balancing itself is checked in tests/methods/test_sinkhorn_codes.py",
-            source="Zhan et al. 2022, Table 5 (ablation of the uniform clustering constraint)",
+            "Balanced (Sinkhorn) assignment during training spreads the codes more evenly (higher code perplexity)",
+            task="vq_code", metric="perplexity", direction="higher", role="mechanism",
+            min_effect=6.4, min_effect_reason="a tenth of the codebook size (64 codes) in effective codes used",
+            baselines=(_plain,), datasets=("digits",), settings=_settings,
+            source="Zhan et al. 2022, Sec. 4.2 (the uniform clustering constraint avoids imbalanced code assignment)",
+        ),
+        Claim(
+            "Balanced (Sinkhorn) assignment during training makes the quantized code more informative (linear "
+            "probe on the quantized train codes)",
+            task="vq_code", metric="probe_accuracy", direction="higher",
+            min_effect=0.01, min_effect_reason="one point of probe accuracy",
+            baselines=(_plain,), datasets=("digits",),
+            settings=_settings + "; the probe's accuracy stands in for retrieval effectiveness (no ranking task "
+            "trains a quantizer in the lab)",
+            source="Zhan et al. 2022, Table 5 (ablation: the constraint improves ranking effectiveness of the "
+            "quantized embeddings)",
         ),
     )
