@@ -27,7 +27,7 @@ from reglab.ops import check_int, check_positive, check_tensor, has_data, no_aut
 
 PAPER = Paper(
     "Addressing Representation Collapse in Vector Quantized Models with One Linear Layer",
-    "Zhu, Li, Zhang, Li, Xu, Bing", 2024, arxiv="2411.02038", code="https://github.com/youngsheen/SimVQ")
+    "Zhu, Li, Xin, Xia, Xu", 2024, arxiv="2411.02038", code="https://github.com/youngsheen/SimVQ")
 
 __all__ = ["SimVQOutput", "simvq_quantize", "SimVQ"]
 

@@ -16,7 +16,9 @@ from jingtaozhan/RepCONC (``src/repconc/models/repconc/modeling_repconc.py``:
 
 Defaults ε = 0.003 and 100 iterations (``--sk_epsilon 0.003 --sk_iters 100`` in
 ``examples/ance/msmarco-passage/repconc/7_run_conc_train.sh``). Computed without
-gradient; used at training time only (indexing uses nearest centroids).
+gradient; used at training time only (indexing uses nearest centroids). The official code
+computes the distances and their centring in float32 and casts to float64 before the exponential;
+here everything is float64 (the same codes up to float32 rounding of near-ties).
 """
 
 from __future__ import annotations
