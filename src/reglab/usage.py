@@ -187,6 +187,63 @@ opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # build the optimizer afte
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 nn.functional.cross_entropy(model(x), y).backward(); opt.step()
 """,
+    # retrieval codes, sparse and multi-vector embeddings, embedding tables (issue 27)
+    "topk": _HEAD + """encoder = nn.Sequential(nn.Linear(64, 256), reglab.create("topk", k=16))  # exactly ≤ 16 active latents
+decoder = nn.Linear(256, 64)
+x = torch.randn(32, 64)
+nn.functional.mse_loss(decoder(encoder(x)), x).backward()
+""",
+    "mba": _HEAD + """emb = nn.Embedding(1000, 16)
+counts = torch.randint(1, 500, (1000,))  # n_j: training samples containing feature j (count once, offline)
+ids = torch.randint(0, 1000, (32, 5))  # the batch's feature ids
+mba = reglab.create("mba", weight=0.01)
+logits = emb(ids).sum(dim=1) @ torch.randn(16)
+loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.rand(32).round()) + mba(emb.weight, ids, counts)
+loss.backward()  # only the rows in the batch get the (1/n_j-scaled) L2 gradient
+""",
+    "bct": _HEAD + """from reglab.methods.bct import bct_pseudo_classifier
+
+old_model, new_model = nn.Linear(8, 16), nn.Linear(8, 16)
+x, y = torch.randn(64, 8), torch.arange(64) % 4
+with torch.no_grad():  # the old model's class means: its classifier, frozen (BCT's synthesized classifier)
+    w_old = bct_pseudo_classifier(old_model(x), y, num_classes=4)
+head = nn.Linear(16, 4)
+bct = reglab.create("bct")  # weight 10
+f = new_model(x)
+loss = nn.functional.cross_entropy(head(f), y) + bct(f, y, w_old)  # new features stay compatible with old ones
+loss.backward()
+""",
+    "codebook_entropy": _HEAD + """codebook = nn.Parameter(torch.randn(64, 8))
+z = torch.randn(256, 8, requires_grad=True)  # encoder outputs, flattened over positions
+affinity = -torch.cdist(z, codebook).pow(2)  # VQ; for LFQ use 2 * z @ codes.T
+entropy = reglab.create("codebook_entropy")  # weight 0.1, τ = 0.01
+loss = entropy(affinity)  # + reconstruction and commitment losses
+loss.backward()
+""",
+    "sinkhorn_codes": _HEAD + """codebook = nn.Parameter(torch.randn(4, 16, 8))  # M=4 sub-spaces, K=16 centroids, D/M=8
+e = torch.randn(128, 32, requires_grad=True)  # a batch of dense embeddings (D=32)
+codes = reglab.create("sinkhorn_codes")(e, codebook)  # (128, 4): balanced over the 16 centroids
+quantized = codebook[torch.arange(4), codes].reshape(128, 32)
+loss = nn.functional.mse_loss(quantized, e.detach())  # + the ranking loss on quantized embeddings
+loss.backward()
+""",
+    "simvq": _HEAD + """encoder, decoder = nn.Linear(64, 16), nn.Linear(16, 64)
+vq = reglab.create("simvq", num_codes=512, dim=16)  # codebook = frozen random basis @ one learnable Linear
+x = torch.randn(32, 64)
+quantized, vq_loss, indices = vq(encoder(x))
+loss = nn.functional.mse_loss(decoder(quantized), x) + vq_loss
+loss.backward()
+""",    "token_pooling": _HEAD + """docs = [nn.functional.normalize(torch.randn(n, 128), dim=1) for n in (180, 40, 95)]  # token vectors
+pooled = reglab.create("token_pooling", pool_factor=2).transform(docs)  # about half the vectors per document
+query = nn.functional.normalize(torch.randn(32, 128), dim=1)
+scores = [float((query @ d.T).max(dim=1).values.sum()) for d in pooled]  # MaxSim, unchanged
+""",
+    "muvera": _HEAD + """docs = [nn.functional.normalize(torch.randn(n, 128), dim=1) for n in (180, 40, 95)]  # token vectors
+query = nn.functional.normalize(torch.randn(32, 128), dim=1)
+docs_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4, fill_empty_partitions=True).transform(docs)
+query_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4).transform(query, query=True)  # same seed
+candidates = (docs_fde @ query_fde).argsort(descending=True)  # MIPS, then re-rank with exact MaxSim
+""",
 }
 
 _POSTHOC = """import numpy as np

@@ -3,7 +3,7 @@
 ``reglab.embeddings`` holds the transforms (registered with kind
 "embedding", form "posthoc"; one paper per module: ``classic``,
 ``whitening``, ``zipfian_whitening``, ``all_but_the_top``, and the retrieval
-compressions ``lvq``, ``leanvec`` and ``binary_quantization``, on the shared
+compressions ``lvq``, ``leanvec`` and ``binary_quantization``, the multi-vector ``token_pooling`` and ``muvera``, on the shared
 ``base``), the sentence encoders (the optional ``text`` extra) and the
 STS and BEIR evaluations behind ``reglab sts`` and ``reglab retrieval``.
 """
@@ -16,6 +16,8 @@ from reglab.embeddings.all_but_the_top import AllButTheTop
 from reglab.embeddings.lvq import LVQ, LVQCodes
 from reglab.embeddings.leanvec import LeanVec
 from reglab.embeddings.binary_quantization import BinaryQuantization
+from reglab.embeddings.token_pooling import TokenPooling
+from reglab.embeddings.muvera import MUVERA
 from reglab.embeddings.encoders import (
     CachedEncoder,
     MiniLMEncoder,
@@ -40,6 +42,8 @@ __all__ = [
     "Pipeline",
     "SentenceEncoder",
     "StaticTokenEncoder",
+    "TokenPooling",
+    "MUVERA",
     "Whitening",
     "ZipfianWhitening",
     "evaluate_sts",
