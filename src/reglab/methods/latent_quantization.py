@@ -106,6 +106,7 @@ class LatentQuantization(Configurable, nn.Module):
     formula = "ẑ_j = z_j + sg(q_j − z_j), q_j = argmin_{v∈V_j}|z_j − v|;  L = λ_q·‖sg(z) − q‖² + λ_c·‖z − sg(q)‖² (means)"
     function = latent_quantization
     example_args = {"num_latents": 4}
+    takes_embedding_batches = False  # a module with a codebook, not a penalty: tests/methods/test_latent_quantization.py
     claims = (
         Claim(
             "Latent quantization with strong weight decay improves disentanglement (InfoMEC modularity and "
