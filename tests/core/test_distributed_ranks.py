@@ -278,9 +278,9 @@ def test_uneven_and_bad_ranks_give_the_value_or_the_same_error_on_every_rank(wor
     for r, report in enumerate(reports):
         assert isinstance(report["values"], dict), f"rank {r}: {report['values']}"
     assert all(report["values"] == reports[0]["values"] for report in reports)
-    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 5
+    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 6
     cases = reports[0]["errors"]
-    assert len(cases) == 99
+    assert len(cases) == 108
     for case, (message, who) in cases.items():
         same = {report["errors"][case][0] for report in reports}
         assert len(same) == 1, f"{case}: ranks raised different errors: {same}"

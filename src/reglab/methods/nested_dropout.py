@@ -85,16 +85,40 @@ class NestedDropout(FunctionModule):
     formula = "x ← x ⊙ 1[j ≤ k],  k ~ p(k) ∝ exp(−((k − μ)/σ)²), k = 1..d, once per batch"
     function = nested_dropout
     call_args = ("training", "generator")
+    _settings = (
+        "an MLP 64-256-32 on 8×8 digits with nested dropout on the 32 ReLU features before a linear head, 40% "
+        "symmetric label noise, Adam 3e-3, batch 128, 60 epochs, no early stopping, instead of ResNet-18 on "
+        "CIFAR with 512 features; σ = 10 and μ = 0 are the authors' CIFAR-10 values, not tuned; the task's learning "
+        "rate (3e-3 rather than the lab's usual 1e-3) was set after two development runs (seeds 0-1) so that the "
+        "plain model memorizes the noisy labels within the budget; the dropout baseline uses 0.3, the authors' "
+        "CIFAR-10 dropout ratio"
+    )
+    _baselines = (
+        Baseline("no compression (cross-entropy)"),
+        Baseline("dropout 0.3 on the features", task_args={"dropout": 0.3},
+                 why="the compression the paper compares nested dropout with (its CIFAR-10 ratio)"),
+    )
     claims = (
         Claim(
-            "Nested dropout on the penultimate features improves clean test accuracy under label noise over plain "
-            "cross-entropy and over standard dropout",
-            testable=False,
-            untestable_reason="the lab's label_noise task trains a fixed MLP and binds penalties, not a layer "
-            "inserted before the classifier; placing this transform there needs a change to that task's model "
-            "(its source is the stored runs' fingerprint), so no claim is run here",
-            source="Chen et al. 2021, Tables 1-3 (CIFAR-10/100 with symmetric/asymmetric noise, Clothing1M, "
-            "ANIMAL-10N)",
+            "Nested dropout on the penultimate features improves clean test accuracy at the last epoch under label "
+            "noise, over plain cross-entropy and over standard dropout",
+            task="feature_compression", metric="final_accuracy", direction="higher",
+            arm={"name": "nested_dropout"},
+            min_effect=0.01, min_effect_reason="one point of clean test accuracy",
+            baselines=_baselines,
+            datasets=("digits",),
+            settings=_settings,
+            source="Chen et al. 2021, Tables 1-2 (CIFAR-10/100 with symmetric noise: nested vs baseline vs dropout)",
+        ),
+        Claim(
+            "Nested dropout limits memorization of the noisy labels (last epoch)",
+            task="feature_compression", metric="memorization", direction="lower", role="mechanism",
+            arm={"name": "nested_dropout"},
+            min_effect=0.05, min_effect_reason="5% of the noisy training samples",
+            baselines=_baselines,
+            datasets=("digits",),
+            settings=_settings,
+            source="Chen et al. 2021, Sec. 3 (compression as a constraint against fitting the noisy labels)",
         ),
     )
 

@@ -1,4 +1,4 @@
-"""The open_world_metric task: its scores on hand-made embeddings, and a quick run."""
+"""The open_world_metric and feature_compression tasks: scores on hand-made embeddings, quick runs."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ def test_runs_quick_with_tcm_and_without():
         assert set(res.metrics) == {"recall_at_1", "threshold_inconsistency"}
         assert all(math.isfinite(v) for v in res.metrics.values())
         assert res.setup["selection"] and res.setup["model"]
+
+
+def test_feature_compression_runs_quick_with_each_bottleneck():
+    task = get_task("feature_compression")
+    for arm, args in ((None, {}), ({"name": "nested_dropout"}, {}), (None, {"dropout": 0.3})):
+        res = task(arm, seed=0, quick=True, **args)
+        assert set(res.metrics) == {"final_accuracy", "test_accuracy", "memorization"}
+        assert all(math.isfinite(v) for v in res.metrics.values())
+    import pytest
+
+    with pytest.raises(ValueError, match="either an arm or dropout"):
+        task({"name": "nested_dropout"}, seed=0, quick=True, dropout=0.3)
