@@ -86,6 +86,14 @@ _CALLS = {
     "main_pe, main_idx = torch.randn(10, d), torch.stack([torch.randperm(10)[:4] for _ in range(2)])\n"
     "trans_pe = torch.randn(8, d)  # the encodings of the transferred (out-of-distribution) positions\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(pivot, candidates, labels, main_pe, main_idx, trans_pe)",
+    "tcm": "z = model(x)  # embeddings of a labelled batch\n"
+    "loss = nn.functional.cross_entropy(z, y) + reg(z, y)  # base metric loss + TCM on the hard pairs",
+    "cma": "text_emb = nn.Embedding(4, 4)  # a text embedding per class prompt (CLIP's text tower)\n"
+    "img, txt = model(x), text_emb(y)  # row i: the image and the text of its class\n"
+    "loss = nn.functional.cross_entropy(img, y) + reg(img, txt)  # CLIP loss + λ·CMA",
+    "kl_bottleneck": "mu, logvar = model(x), nn.functional.softplus(model(x)).log()  # an encoder's mean and log-variance\n"
+    "z = reglab.functional.gaussian_reparameterize(mu, logvar, training=model.training)\n"
+    "loss = nn.functional.cross_entropy(z, y) + reg(mu, logvar)",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
@@ -106,6 +114,31 @@ logits = model(x)
 targets = pskd(y, index, logits)  # softened by the model's own past predictions
 loss = reglab.functional.soft_cross_entropy(logits, targets)
 loss.backward()
+""",
+    "splade_pooling": _HEAD + """mlm_logits = torch.randn(2, 6, 100, requires_grad=True)  # (batch, tokens, vocabulary) from a masked-LM head
+attention_mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+docs = reglab.create("splade_pooling")(mlm_logits, attention_mask)  # (batch, vocab) sparse term weights
+loss = -docs[0] @ docs[1] + reglab.create("flops", weight=1e-3)(docs)  # ranking loss + FLOPS sparsity
+loss.backward()
+""",
+    "nested_dropout": _HEAD + """encoder, head = nn.Sequential(nn.Linear(8, 32), nn.ReLU()), nn.Linear(32, 4)
+nested = reglab.create("nested_dropout", sigma=10.0)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(nested(encoder(x))), y)  # training: keep the first k features
+loss.backward()
+nested.eval()  # evaluation: all features
+""",
+    "latent_quantization": _HEAD + """encoder, decoder = nn.Linear(16, 6), nn.Linear(6, 16)
+lq = reglab.create("latent_quantization", num_latents=6)  # 10 learnable values per latent
+opt = torch.optim.AdamW([{"params": [*encoder.parameters(), *decoder.parameters()], "weight_decay": 0.1},
+                         {"params": lq.parameters(), "weight_decay": 0.0}], lr=1e-3)
+x = torch.randn(32, 16)
+out = lq(encoder(x))  # straight-through quantized latents and the codebook losses
+loss = nn.functional.mse_loss(decoder(out.z_hat), x) + out.loss
+loss.backward(); opt.step()
+""",
+    "soft_weighted_suppression": _HEAD + """concept = torch.randn(5, 32)  # the embeddings carrying the content to remove (e.g. its tokens and the EOT tokens)
+suppressed = reglab.create("soft_weighted_suppression", alpha=1.0)(concept)  # σ -> σ·exp(-α·σ) on its SVD
 """,
     "cutout": _HEAD + """images = torch.rand(8, 1, 28, 28)
 augmented = reglab.create("cutout", size=8)(images)  # in training: zero a random square per image

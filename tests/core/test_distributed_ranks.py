@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 DIM = 5
 # every name with a `gather` option, and the per-sample buffers with `sync`
 ONE_VIEW = ("dispersive", "effective_rank", "flops", "least_volume", "mhe_features", "uniformity", "vcreg", "vne", "koleo")
-TWO_VIEWS = ("vicreg", "barlow_twins", "tico", "t_regs")
+TWO_VIEWS = ("vicreg", "barlow_twins", "tico", "t_regs", "cma")
 KWARGS = {"koleo": {"gather": True}, "t_regs": {"gather": True}, "ldreg": {"k": 4}}
 ROWS = {3: (0, 1, 15), 4: (7, 0, 1, 8)}
 
@@ -81,6 +81,20 @@ def _value_cases(rank: int, world: int) -> dict[str, object]:
     value = reglab.create("koleo", gather=True)(_mine(full, rows, rank), ids=_mine(ids, rows, rank))
     torch.testing.assert_close(value, ref, msg="koleo ids")
     out["koleo ids"] = float(value)
+
+    # TCM: the labels are gathered with the rows, the pairs are the global batch's
+    full, _ = _batch(sum(rows), 33)
+    labels = torch.arange(sum(rows)) % 3
+    ref_z = full.clone().requires_grad_()
+    ref = reglab.create("tcm", gather=False)(ref_z, labels)
+    ref.backward()
+    z = _mine(full, rows, rank).clone().requires_grad_()
+    value = reglab.create("tcm")(z, _mine(labels, rows, rank))
+    value.backward()
+    torch.testing.assert_close(value.detach(), ref.detach(), msg="tcm labels")
+    if z.grad is not None:
+        torch.testing.assert_close(z.grad / world, _mine(ref_z.grad, rows, rank), msg="tcm grad")
+    out["tcm labels"] = float(value.detach())
 
     # LDReg: a per-sample mean against the gathered reference; Σ_r n_r·L_r is the global sum
     full, _ = _batch(sum(rows), 30)
@@ -159,6 +173,11 @@ def _error_cases(rank: int, world: int) -> list[tuple[str, str, str]]:
     cases.append(("koleo: float ids on one rank", "koleo", lambda: reglab.create("koleo", gather=True)(
         views()[0], ids=torch.zeros(rows[rank], dtype=torch.float32 if rank == bad else torch.int64))))
 
+    cases.append(("tcm: float labels on one rank", "TCM", lambda: reglab.create("tcm")(
+        views()[0], torch.zeros(rows[rank], dtype=torch.float32 if rank == bad else torch.int64))))
+    cases.append(("tcm: label count on one rank", "TCM", lambda: reglab.create("tcm")(
+        views()[0], torch.zeros(rows[rank] + (rank == bad), dtype=torch.int64))))
+
     def flops_idf(queries_vocab=7, docs_dtype=torch.float64, n=None):
         n = rows[rank] if n is None else n
         return reglab.create("flops_idf")(
@@ -193,7 +212,7 @@ def _error_cases(rank: int, world: int) -> list[tuple[str, str, str]]:
 _WHO = {  # the name each regularizer gives itself in errors
     "dispersive": "Dispersive", "effective_rank": "EffectiveRank", "flops": "FLOPS", "least_volume": "LeastVolume",
     "mhe_features": "MHEFeatures", "uniformity": "Uniformity", "vcreg": "VCReg", "vne": "VNE", "koleo": "KoLeo",
-    "vicreg": "VICReg", "barlow_twins": "BarlowTwins", "tico": "TiCo", "t_regs": "TREGS", "ldreg": "LDReg",
+    "vicreg": "VICReg", "barlow_twins": "BarlowTwins", "tico": "TiCo", "t_regs": "TREGS", "ldreg": "LDReg", "cma": "CMA",
 }  # fmt: skip
 
 
@@ -259,9 +278,9 @@ def test_uneven_and_bad_ranks_give_the_value_or_the_same_error_on_every_rank(wor
     for r, report in enumerate(reports):
         assert isinstance(report["values"], dict), f"rank {r}: {report['values']}"
     assert all(report["values"] == reports[0]["values"] for report in reports)
-    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 5
+    assert len(reports[0]["values"]) == len(ONE_VIEW) + len(TWO_VIEWS) + 6
     cases = reports[0]["errors"]
-    assert len(cases) == 99
+    assert len(cases) == 108
     for case, (message, who) in cases.items():
         same = {report["errors"][case][0] for report in reports}
         assert len(same) == 1, f"{case}: ranks raised different errors: {same}"

@@ -26,8 +26,8 @@ def _inputs(reg, z, noise=0.3):
 def test_names_cover_the_representation_penalties():
     assert {"vicreg", "vcreg", "barlow_twins", "alignment", "uniformity", "vne", "effective_rank", "dispersive",
             "flops", "l1_activation", "least_volume", "ldreg"} <= set(NAMES)  # fmt: skip
-    assert set(TWO_VIEW) == {"vicreg", "barlow_twins", "alignment", "t_regs", "tico"}
-    assert {"attention_entropy", "seqpe"}.isdisjoint(NAMES)  # not embedding batches: their own tests cover them
+    assert set(TWO_VIEW) == {"vicreg", "barlow_twins", "alignment", "t_regs", "tico", "cma"}
+    assert {"attention_entropy", "seqpe", "tcm", "kl_bottleneck"}.isdisjoint(NAMES)  # not embedding batches: their own tests cover them
 
 
 # ------------------------------------------------------------ dtypes, autocast

@@ -54,7 +54,7 @@ from reglab.ops.batching import (
     stack_by_shape,
     sum_terms,
 )
-from reglab.ops.batches import common_dtype, covariance_offdiag, prepare_batch, prepare_reference, prepare_views, variance_hinge
+from reglab.ops.batches import common_dtype, covariance_offdiag, prepare_batch, prepare_labeled_batch, prepare_reference, prepare_views, variance_hinge
 from reglab.ops.groups import (
     GROUPINGS,
     check_group_map,
@@ -118,6 +118,7 @@ __all__ = [
     "per_tensor_result",
     "positive",
     "prepare_batch",
+    "prepare_labeled_batch",
     "prepare_reference",
     "prepare_views",
     "probability",

@@ -22,7 +22,7 @@ from reglab.ops.linalg import gram_offdiag_sq_sum
 from reglab.core import checks as _checks
 from reglab.ops.validation import check_same_shape, check_tensor, has_data
 
-__all__ = ["prepare_batch", "prepare_views", "prepare_reference", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
+__all__ = ["prepare_batch", "prepare_labeled_batch", "prepare_views", "prepare_reference", "no_autocast", "common_dtype", "variance_hinge", "covariance_offdiag"]
 
 
 def prepare_batch(
@@ -52,6 +52,36 @@ def prepare_batch(
         z = agreed.describe(arg, _check_local(who, z, arg, flatten, distributed))
     z = _gather(z, enabled=gather, sizes=agreed.sizes[0] if agreed.sizes else None)
     return _check_global(who, z, arg, min_batch, distributed)
+
+
+def prepare_labeled_batch(
+    who: str, z: torch.Tensor, labels: object, *, arg: str = "embeddings", min_batch: int = 2, gather: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``prepare_batch`` for a (n, d) batch with one integer label per row (equal labels: same class).
+
+    The labels are checked (1-D, integer, one per row) in the same agreement over ranks as the
+    embeddings, so every rank raises the same error, and gathered with them (without autograd)
+    under DDP: row i of the gathered batch keeps its label.
+    """
+    distributed = gather and is_distributed()
+    with agree(who, enabled=distributed) as agreed:
+        z = agreed.describe(arg, _check_local(who, z, arg, False, distributed))
+        check_tensor(who, labels, arg="labels", ndim=1, floating=False, finite=False, nonempty=not distributed)
+        assert isinstance(labels, torch.Tensor)
+        if labels.is_floating_point() or labels.is_complex():
+            raise RegularizerInputError(
+                f"{who} expects integer labels (one per row; equal labels = same class), got dtype {labels.dtype}"
+            )
+        if labels.shape[0] != z.shape[0]:
+            raise RegularizerInputError(
+                f"{who} expects one label per row of {arg} ({z.shape[0]}), got labels of shape {tuple(labels.shape)}"
+            )
+        agreed.describe("labels", labels)
+    sizes = agreed.sizes or [None, None]
+    z = _check_global(who, _gather(z, enabled=gather, sizes=sizes[0]), arg, min_batch, distributed)
+    if distributed:
+        labels = all_gather_nograd(labels, sizes=sizes[1])
+    return z, labels.to(z.device)
 
 
 def prepare_views(
