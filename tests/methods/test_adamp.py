@@ -103,7 +103,7 @@ def _loss(net, x, y):
     return nn.functional.cross_entropy(net(x), y)
 
 
-def _run(opt_factory, ref, steps=12):
+def _run(opt_factory, ref, steps=8):
     net = Net()
     x, y = _data()
     opt = opt_factory(net.parameters())
@@ -193,7 +193,7 @@ def test_state_dict_round_trip_continues_the_same_trajectory():
         opt.zero_grad(); _loss(net, x, y).backward(); opt.step()
     net2 = copy.deepcopy(net)
     opt2 = reglab.AdamP(net2.parameters(), lr=1e-2, weight_decay=0.1)
-    opt2.load_state_dict(opt.state_dict())
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))  # as from a checkpoint file (torch shares "step")
     for n, o in ((net, opt), (net2, opt2)):
         for _ in range(3):
             o.zero_grad(); _loss(n, x, y).backward(); o.step()
