@@ -187,6 +187,36 @@ opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # build the optimizer afte
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 nn.functional.cross_entropy(model(x), y).backward(); opt.step()
 """,
+    "adamp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+# Adam without the radial update component on scale-invariant weights (the Linear before BatchNorm)
+opt = reglab.create("adamp", params=model.parameters(), base_optimizer=torch.optim.Adam, lr=1e-3, weight_decay=1e-2)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
+    "sgdp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+opt = reglab.create("sgdp", params=model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)  # SGD + projection
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
+    "qk_norm": _HEAD + """qk = reglab.create("qk_norm")  # per-head LayerNorm of queries and keys (no affine, eps 1e-6)
+q, k, v = (torch.randn(2, 4, 10, 16, requires_grad=True) for _ in range(3))  # (batch, heads, tokens, head_dim)
+q, k = qk(q, k)  # apply RoPE, if any, after this
+out = nn.functional.scaled_dot_product_attention(q, k, v)
+out.sum().backward()
+""",
+    "ngpt_projection": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.Linear(16, 8, bias=False))
+# rows of the input projection, columns of the output projection (its embedding dim is dim 0) on the unit sphere
+opt = reglab.create("ngpt_projection", params=[{"params": [model[0].weight]}, {"params": [model[1].weight], "dim": 0}],
+                    base_optimizer=torch.optim.Adam, lr=1e-3)
+x = torch.randn(32, 8)
+opt.zero_grad(); model(x).pow(2).mean().backward(); opt.step()  # Adam step, then W <- W/‖W‖ along dim
+""",
+    "ngpt_residual": _HEAD + """block = nn.Linear(16, 16)
+residual = reglab.create("ngpt_residual", dim=16)  # h <- Norm(Norm(h) + α(Norm(f(h)) - Norm(h))), α learnable
+h = nn.functional.normalize(torch.randn(4, 10, 16), dim=-1)
+h = residual(h, block(h))  # instead of h = h + block(h)
+h.sum().backward()
+""",
 }
 
 _POSTHOC = """import numpy as np
