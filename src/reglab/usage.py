@@ -187,6 +187,13 @@ opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # build the optimizer afte
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 nn.functional.cross_entropy(model(x), y).backward(); opt.step()
 """,
+    "path_norm": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # a ReLU network
+pn = reglab.create("path_norm", weight=1e-4)  # L1 path-norm: one forward pass on ones with |θ|
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(model(x), y) + pn(model, input_shape=(8,))
+loss.backward()
+print(float(reglab.functional.path_norm(model, (8,), q=2)))  # the L2 path-norm, as a diagnostic
+""",
     "adamp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
 # Adam without the radial update component on scale-invariant weights (the Linear before BatchNorm)
 opt = reglab.create("adamp", params=model.parameters(), base_optimizer=torch.optim.Adam, lr=1e-3, weight_decay=1e-2)
