@@ -194,6 +194,15 @@ loss = nn.functional.cross_entropy(model(x), y) + pn(model, input_shape=(8,))
 loss.backward()
 print(float(reglab.functional.path_norm(model, (8,), q=2)))  # the L2 path-norm, as a diagnostic
 """,
+    "condition_number_immunization": _HEAD + """encoder = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 6))
+head = nn.Linear(6, 4)
+imm = reglab.create("condition_number_immunization", lambda_well=1.0, lambda_ill=1e3)
+x_keep, y_keep = torch.randn(32, 8), torch.randint(0, 4, (32,))  # the task the model is for
+x_harm = torch.randn(32, 8)  # inputs of the task it should resist being fine-tuned on
+z_keep, z_harm = encoder(x_keep), encoder(x_harm)
+loss = nn.functional.cross_entropy(head(z_keep), y_keep) + imm(z_keep, z_harm)
+loss.backward()
+""",
     "adamp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
 # Adam without the radial update component on scale-invariant weights (the Linear before BatchNorm)
 opt = reglab.create("adamp", params=model.parameters(), base_optimizer=torch.optim.Adam, lr=1e-3, weight_decay=1e-2)
