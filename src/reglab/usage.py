@@ -203,6 +203,14 @@ z_keep, z_harm = encoder(x_keep), encoder(x_harm)
 loss = nn.functional.cross_entropy(head(z_keep), y_keep) + imm(z_keep, z_harm)
 loss.backward()
 """,
+    "coordinate_quantization": _HEAD + """cq = reglab.create("coordinate_quantization")  # box [-2.5, 2.5], 25600 grid points per axis
+mlp = nn.Sequential(nn.Linear(3 * 2 * 6, 64), nn.Softplus(beta=100), nn.Linear(64, 1))
+points = torch.rand(128, 3) * 5 - 2.5  # ray samples
+q = cq(points)  # snapped to grid-cell centres, before the positional encoding
+freqs = 2.0 ** torch.arange(6) * torch.pi
+enc = torch.cat([torch.sin(q[..., None] * freqs), torch.cos(q[..., None] * freqs)], -1).flatten(1)
+sdf = mlp(enc)
+""",
     "adamp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
 # Adam without the radial update component on scale-invariant weights (the Linear before BatchNorm)
 opt = reglab.create("adamp", params=model.parameters(), base_optimizer=torch.optim.Adam, lr=1e-3, weight_decay=1e-2)
