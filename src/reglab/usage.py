@@ -276,6 +276,59 @@ query = nn.functional.normalize(torch.randn(32, 128), dim=1)
 docs_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4, fill_empty_partitions=True).transform(docs)
 query_fde = reglab.create("muvera", num_repetitions=10, num_simhash_projections=4).transform(query, query=True)  # same seed
 candidates = (docs_fde @ query_fde).argsort(descending=True)  # MIPS, then re-rank with exact MaxSim
+    "path_norm": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # a ReLU network
+pn = reglab.create("path_norm", weight=1e-4)  # L1 path-norm: one forward pass on ones with |θ|
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(model(x), y) + pn(model, input_shape=(8,))
+loss.backward()
+print(float(reglab.functional.path_norm(model, (8,), q=2)))  # the L2 path-norm, as a diagnostic
+""",
+    "condition_number_immunization": _HEAD + """encoder = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 6))
+head = nn.Linear(6, 4)
+imm = reglab.create("condition_number_immunization", lambda_well=1.0, lambda_ill=1e3)
+x_keep, y_keep = torch.randn(32, 8), torch.randint(0, 4, (32,))  # the task the model is for
+x_harm = torch.randn(32, 8)  # inputs of the task it should resist being fine-tuned on
+z_keep, z_harm = encoder(x_keep), encoder(x_harm)
+loss = nn.functional.cross_entropy(head(z_keep), y_keep) + imm(z_keep, z_harm)
+loss.backward()
+""",
+    "coordinate_quantization": _HEAD + """cq = reglab.create("coordinate_quantization")  # box [-2.5, 2.5], 25600 grid points per axis
+mlp = nn.Sequential(nn.Linear(3 * 2 * 6, 64), nn.Softplus(beta=100), nn.Linear(64, 1))
+points = torch.rand(128, 3) * 5 - 2.5  # ray samples
+q = cq(points)  # snapped to grid-cell centres, before the positional encoding
+freqs = 2.0 ** torch.arange(6) * torch.pi
+enc = torch.cat([torch.sin(q[..., None] * freqs), torch.cos(q[..., None] * freqs)], -1).flatten(1)
+sdf = mlp(enc)
+""",
+    "adamp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+# Adam without the radial update component on scale-invariant weights (the Linear before BatchNorm)
+opt = reglab.create("adamp", params=model.parameters(), base_optimizer=torch.optim.Adam, lr=1e-3, weight_decay=1e-2)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
+    "sgdp": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+opt = reglab.create("sgdp", params=model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)  # SGD + projection
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
+    "qk_norm": _HEAD + """qk = reglab.create("qk_norm")  # per-head LayerNorm of queries and keys (no affine, eps 1e-6)
+q, k, v = (torch.randn(2, 4, 10, 16, requires_grad=True) for _ in range(3))  # (batch, heads, tokens, head_dim)
+q, k = qk(q, k)  # apply RoPE, if any, after this
+out = nn.functional.scaled_dot_product_attention(q, k, v)
+out.sum().backward()
+""",
+    "ngpt_projection": _HEAD + """model = nn.Sequential(nn.Linear(8, 16, bias=False), nn.Linear(16, 8, bias=False))
+# rows of the input projection, columns of the output projection (its embedding dim is dim 0) on the unit sphere
+opt = reglab.create("ngpt_projection", params=[{"params": [model[0].weight]}, {"params": [model[1].weight], "dim": 0}],
+                    base_optimizer=torch.optim.Adam, lr=1e-3)
+x = torch.randn(32, 8)
+opt.zero_grad(); model(x).pow(2).mean().backward(); opt.step()  # Adam step, then W <- W/‖W‖ along dim
+""",
+    "ngpt_residual": _HEAD + """block = nn.Linear(16, 16)
+residual = reglab.create("ngpt_residual", dim=16)  # h <- Norm(Norm(h) + α(Norm(f(h)) - Norm(h))), α learnable
+h = nn.functional.normalize(torch.randn(4, 10, 16), dim=-1)
+h = residual(h, block(h))  # instead of h = h + block(h)
+h.sum().backward()
 """,
 }
 

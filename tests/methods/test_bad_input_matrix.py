@@ -69,7 +69,7 @@ def _call(name: str, inputs: list, device: str | None = None):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("name", [n for n in PENALTIES if n != "gradient_norm"])
+@pytest.mark.parametrize("name", [n for n in PENALTIES if n not in ("gradient_norm", "path_norm")])  # loss/model inputs
 def test_bad_input_matrix(name, case):
     inputs = list(example_inputs(name))
     if case == "mismatched views":
