@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
-from reglab.ops import check_tensor, sum_terms
+from reglab.ops import check_tensor, checked_total, sum_terms
 
 __all__ = ["pego", "PEGO"]
 
@@ -31,16 +31,23 @@ PAPER = Paper(
     code="https://github.com/JudgingH/PEGO")
 
 
-def pego(deltas: Sequence[torch.Tensor], pretrained: torch.Tensor | None = None) -> torch.Tensor:
-    """``Σ_i ‖W₀·ΔW_iᵀ‖₁ + Σ_{i<j} ‖ΔW_i·ΔW_jᵀ‖₁`` for LoRA updates ``ΔW_i = B_i·A_i`` (out, in) of one layer.
+def pego(deltas: torch.Tensor | Sequence[torch.Tensor], pretrained: torch.Tensor | None = None) -> torch.Tensor:
+    """``Σ_i ‖W₀·ΔW_iᵀ‖₁ + Σ_{i<j} ‖ΔW_i·ΔW_jᵀ‖₁`` for the LoRA updates ``ΔW_i = B_i·A_i`` of one layer.
 
-    Without ``pretrained`` only the pairwise (diversity) term.
+    ``deltas``: a (G, out, in) tensor or a list of G (out, in) tensors;
+    ``pretrained``: the frozen (out', in) weight W₀, or None for the
+    pairwise (diversity) term alone.
     """
-    if isinstance(deltas, torch.Tensor) or not isinstance(deltas, (list, tuple)) or not deltas:
+    if isinstance(deltas, torch.Tensor):
+        check_tensor("PEGO", deltas, arg="stacked LoRA updates (G, out, in)", ndim=3)
+        ds = list(deltas.unbind(0))
+    elif isinstance(deltas, (list, tuple)) and deltas:
+        ds = [check_tensor("PEGO", d, arg="LoRA update", ndim=2) for d in deltas]
+    else:
         raise RegularizerInputError(
-            f"PEGO expects a non-empty list of LoRA updates ΔW_i = B_i·A_i (out, in), got {type(deltas).__name__}"
+            f"PEGO expects the LoRA updates ΔW_i = B_i·A_i as a (G, out, in) tensor or a list of (out, in) tensors, "
+            f"got {type(deltas).__name__}"
         )
-    ds = [check_tensor("PEGO", d, arg="LoRA update", ndim=2) for d in deltas]
     if len({tuple(d.shape) for d in ds}) != 1:
         raise RegularizerInputError(f"PEGO expects LoRA updates of one shape, got {[tuple(d.shape) for d in ds]}")
     terms = []
@@ -55,7 +62,7 @@ def pego(deltas: Sequence[torch.Tensor], pretrained: torch.Tensor | None = None)
     terms += [(ds[i] @ ds[j].T).abs().sum() for i in range(len(ds)) for j in range(i + 1, len(ds))]
     if not terms:
         return ds[0].sum() * 0.0
-    return sum_terms(terms)
+    return checked_total("PEGO", sum_terms(terms), ds, arg="LoRA update")
 
 
 @register

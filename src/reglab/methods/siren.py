@@ -89,6 +89,7 @@ def siren_selected_entropy(
     return per_seq.mean()
 
 
+@hyperparameters("SIREN", top_p=probability, top_k=integer(1), quantile=probability)
 def siren(
     logits: torch.Tensor,
     mask: torch.Tensor | None = None,
