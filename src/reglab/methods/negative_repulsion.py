@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from reglab.core import AnchorState, Claim, Paper, RegularizerInputError, register
-from reglab.ops import as_tensors, checked_total, hyperparameters, one_of, positive, sum_terms
+from reglab.ops import as_tensors, check_tensor, checked_total, hyperparameters, one_of, positive, sum_terms
 
 __all__ = ["negative_repulsion", "negative_repulsion_global", "NegativeRepulsion"]
 
@@ -49,6 +49,8 @@ def _pairs(w, negative):
             f"NegativeRepulsion got {len(ws)} parameters but {len(negs)} negative-model parameters"
         )
     for t, n in zip(ws, negs):
+        check_tensor("NegativeRepulsion", t, arg="parameter")  # exp(−γ·inf) = 0 would hide an inf
+        check_tensor("NegativeRepulsion", n, arg="negative-model parameter")
         if t.shape != n.shape:
             raise RegularizerInputError(
                 f"NegativeRepulsion expects each negative-model parameter with its parameter's shape "

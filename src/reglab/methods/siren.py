@@ -136,14 +136,16 @@ class SIREN(Regularizer):
 
     def _init_from_values(self, values) -> None:
         super()._init_from_values(values)
-        self.register_buffer("anchor", torch.tensor(float("nan")))
+        self.register_buffer("anchor", torch.tensor(0.0))
+        self.register_buffer("anchored", torch.tensor(False))
 
     def reset_anchor(self) -> None:
         """Forget the anchor: the next call sets it again."""
-        self.anchor.fill_(float("nan"))
+        self.anchored.fill_(False)
 
     def penalty(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         h = siren_selected_entropy(logits, mask, top_p=self.top_p, top_k=self.top_k, quantile=self.quantile)
-        if bool(torch.isnan(self.anchor)):
+        if not bool(self.anchored):
             self.anchor.fill_(float(h.detach()))
+            self.anchored.fill_(True)
         return (h - self.anchor.to(h.dtype)) ** 2
