@@ -102,6 +102,15 @@ _CALLS = {
 }
 
 _SPECIAL = {
+    "label_pooling": _HEAD + """model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+pool = reglab.create("label_pooling")
+crops = torch.randn(4, 3, 8, 8)  # random crops of 4 training images
+label_maps = torch.randn(4, 5, 15, 15)  # each image's stored teacher score map (C, H, W)
+boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.2, 0.1, 0.9, 0.8], [0.5, 0.5, 1.0, 1.0], [0.0, 0.3, 0.6, 1.0]])
+targets = pool(label_maps, boxes)  # each crop's (x1, y1, x2, y2) in [0, 1] of its image
+loss = reglab.functional.soft_cross_entropy(model(crops), targets)
+loss.backward()
+""",
     "simplex_etf_head": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
 head = reglab.create("simplex_etf_head", in_features=16, num_classes=4)  # frozen ETF buffer, no parameters
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
