@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
-from reglab.core import Claim, FunctionModule, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, FunctionModule, Paper, RegularizerInputError, register
 from reglab.ops import check_int, check_probability, check_tensor, hyperparameters, integer, positive, probability
 
 __all__ = ["simplex_etf", "simplex_etf_logits", "SimplexETFHead"]
@@ -116,6 +116,31 @@ class SimplexETFHead(FunctionModule):
     function = simplex_etf_logits
     example_args = {"in_features": 8, "num_classes": 4}
     claims = (
+        Claim(
+            "A fixed simplex-ETF head gives better balanced accuracy than a learned linear head when the training "
+            "data are long-tailed",
+            task="long_tail", metric="balanced_accuracy", direction="higher",
+            arm={"name": "simplex_etf_head"},
+            min_effect=0.01, min_effect_reason="one point of balanced (mean per-class) test accuracy",
+            baselines=(Baseline("learned linear head", why="the head the ETF replaces"),),
+            datasets=("digits",),
+            settings="centralized training of an MLP 64-256-10 on digits with a 50:1 long-tailed training split "
+            "(balanced validation and test) instead of federated CIFAR/ImageNet-LT with ResNets; the dense ETF "
+            "(sparsity 0) instead of SSE-C's β = 0.6, whose 10 000-step refinement costs more than a lab run; no "
+            "GLA-FR feature realignment or local heads; nothing tuned",
+            source="Xiao et al. 2024, Sec. 4 and Table 5 (the static ETF classifier's gain on long-tailed data); "
+            "the neural-collapse argument for fixed ETF heads under imbalance (Yang et al. 2022)",
+        ),
+        Claim(
+            "The fixed ETF head helps the tail classes most",
+            task="long_tail", metric="tail_accuracy", direction="higher", role="mechanism",
+            arm={"name": "simplex_etf_head"},
+            min_effect=0.02, min_effect_reason="two points of mean recall over the five rarest classes",
+            baselines=(Baseline("learned linear head", why="the head the ETF replaces"),),
+            datasets=("digits",),
+            settings="as above",
+            source="Xiao et al. 2024, Sec. 3.2 (the fixed ETF keeps minority-class prototypes from collapsing)",
+        ),
         Claim(
             "A fixed sparse ETF head improves generic (balanced) accuracy under long-tailed federated data",
             testable=False,
