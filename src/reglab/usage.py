@@ -102,6 +102,13 @@ _CALLS = {
 }
 
 _SPECIAL = {
+    "grassmann_head": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+head = reglab.create("grassmann_head", in_features=16, num_classes=4, dim=2)  # one 2-dim subspace per class
+opt = torch.optim.SGD(body.parameters(), lr=0.1, momentum=0.9)  # the bases are not given to it
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(body(x)), y)
+loss.backward(); opt.step(); head.step_(lr=0.1)  # Riemannian SGD on the class subspaces
+""",
     "label_pooling": _HEAD + """model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
 pool = reglab.create("label_pooling")
 crops = torch.randn(4, 3, 8, 8)  # random crops of 4 training images
