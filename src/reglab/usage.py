@@ -97,9 +97,51 @@ _CALLS = {
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
+    "siren": "policy_logits = torch.randn(4, 12, 50, requires_grad=True)  # (responses, tokens, vocab) of a policy\n"
+    "response_mask = torch.ones(4, 12, dtype=torch.bool)  # the response tokens\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(policy_logits, response_mask)  # + the policy loss",
+    "lol": "xs = [x * (torch.rand_like(x) < keep) for keep in (0.25, 0.5, 1.0)]  # nested views: more pixels seen\n"
+    "per_view = torch.stack([nn.functional.cross_entropy(model(v), y, reduction='none') for v in xs], dim=1)\n"
+    "loss = per_view.mean() + reg(per_view)  # columns ordered by increasing information",
+    "pego": "w0 = model[0].weight.detach()  # a frozen pretrained weight (out, in)\n"
+    "loras = [(torch.randn(16, 2, requires_grad=True), torch.randn(2, 8, requires_grad=True)) for _ in range(3)]\n"
+    "deltas = torch.stack([b @ a for b, a in loras])  # ΔW_i = B_i·A_i\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(deltas, w0)",
 }
 
 _SPECIAL = {
+    "grassmann_head": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+head = reglab.create("grassmann_head", in_features=16, num_classes=4, dim=2)  # one 2-dim subspace per class
+opt = torch.optim.SGD(body.parameters(), lr=0.1, momentum=0.9)  # the bases are not given to it
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(body(x)), y)
+loss.backward(); opt.step(); head.step_(lr=0.1)  # Riemannian SGD on the class subspaces
+""",
+    "label_pooling": _HEAD + """model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+pool = reglab.create("label_pooling")
+crops = torch.randn(4, 3, 8, 8)  # random crops of 4 training images
+label_maps = torch.randn(4, 5, 15, 15)  # each image's stored teacher score map (C, H, W)
+boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.2, 0.1, 0.9, 0.8], [0.5, 0.5, 1.0, 1.0], [0.0, 0.3, 0.6, 1.0]])
+targets = pool(label_maps, boxes)  # each crop's (x1, y1, x2, y2) in [0, 1] of its image
+loss = reglab.functional.soft_cross_entropy(model(crops), targets)
+loss.backward()
+""",
+    "simplex_etf_head": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+head = reglab.create("simplex_etf_head", in_features=16, num_classes=4)  # frozen ETF buffer, no parameters
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(body(x)), y)  # only the body learns
+loss.backward()
+""",
+    "negative_repulsion": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+negative = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))  # a copy adapted on the data to forget
+reg = reglab.create("negative_repulsion")
+regs = reglab.attach(model, reg.on(scope="global"))  # the official form pools all tensors
+reg.set_negative(negative)  # copies the adapted model's parameters by name
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))  # the data to keep
+loss = nn.functional.cross_entropy(model(x), y) + regs.penalty()  # 100·exp(−d(θ, θ_N))
+loss.backward(); opt.step(); regs.step(opt)
+""",
     "label_smoothing": _HEAD + """model = nn.Linear(8, 4)
 smooth = reglab.create("label_smoothing")
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
