@@ -181,6 +181,34 @@ print(float((model[0].weight == 0).float().mean()))
 reglab.create("shrink_perturb", shrink=0.4, perturb=0.1)(model)  # θ <- 0.4·θ + 0.1·θ_fresh
 opt = torch.optim.SGD(model.parameters(), lr=0.1)  # a fresh optimizer for the new round
 """,
+    "nm_sparsity": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+nm = reglab.create("nm_sparsity", n=1, m=4, method="linear", decay_coef=0.1)
+nm(model)  # every Linear weight: keep the largest |w| of each 4 along the input; pruned ones scaled by β_t
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for step in range(12):  # β_t = max(1 - 0.1·t, 0): the pruned weights fade out of the forward
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+    nm.step()
+print(nm.beta(), float((model[0].weight == 0).float().mean()))  # 0.0 0.75
+""",
+    "pseudo_quantization_noise": _HEAD + """from torch.nn.utils import parametrize
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), reglab.create("pseudo_quantization_noise", bits=4),
+                      nn.Linear(16, 4))  # noise on the activations, as 4-bit rounding would add
+parametrize.register_parametrization(model[0], "weight", reglab.create("pseudo_quantization_noise", bits=4))
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+nn.functional.cross_entropy(model(x), y).backward()  # gradients pass through the noise unchanged
+model.eval()  # identity in eval: the clean weights and activations
+""",
+    "ddpm_ip": _HEAD + """eps_model = nn.Sequential(nn.Linear(2 + 1, 64), nn.ReLU(), nn.Linear(64, 2))
+alpha_bar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), dim=0)  # linear β schedule
+ip = reglab.create("ddpm_ip", gamma=0.1)
+x0 = torch.randn(32, 2)
+t = torch.randint(0, 1000, (32,))
+eps = torch.randn_like(x0)
+x_t = ip(x0, eps, alpha_bar[t])  # √ᾱ·x0 + √(1 − ᾱ)·(ε + γξ)
+loss = nn.functional.mse_loss(eps_model(torch.cat([x_t, t[:, None] / 1000], 1)), eps)  # the target stays ε
+loss.backward()
+""",
     "sigma_reparam": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 reglab.create("sigma_reparam")(model)  # every Linear weight becomes (γ/σ(W))·W, γ learnable
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # build the optimizer after: γ is a new parameter
