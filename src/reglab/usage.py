@@ -181,6 +181,17 @@ print(float((model[0].weight == 0).float().mean()))
 reglab.create("shrink_perturb", shrink=0.4, perturb=0.1)(model)  # θ <- 0.4·θ + 0.1·θ_fresh
 opt = torch.optim.SGD(model.parameters(), lr=0.1)  # a fresh optimizer for the new round
 """,
+    "diff_pruning": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())  # pretrained part
+head = nn.Linear(16, 4)  # new task head: trained densely
+dp = reglab.create("diff_pruning", sparsity_pen=1e-3)
+dp(body)  # every body weight/bias becomes θ₀ + z⊙z_g⊙δ, θ₀ frozen, δ₀ = 0
+opt = torch.optim.Adam([{"params": dp.diff_parameters() + list(head.parameters())},
+                        {"params": dp.alpha_parameters(), "lr": 0.1}], lr=1e-3)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(body(x)), y) + dp.penalty()  # + λ·E‖z‖₀
+loss.backward(); opt.step()
+body.eval(); print(dp.changed_fraction())  # share of pretrained entries the diff changes
+""",
     "nm_sparsity": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 nm = reglab.create("nm_sparsity", n=1, m=4, method="linear", decay_coef=0.1)
 nm(model)  # every Linear weight: keep the largest |w| of each 4 along the input; pruned ones scaled by β_t
