@@ -40,7 +40,7 @@ from torch.nn.utils import parametrize
 
 from reglab.core import Baseline, Claim, Paper, RegularizerInputError, register
 from reglab.core.config import Configurable
-from reglab.core.paper import Tuned, Tuning
+from reglab.core.paper import Tuning
 from reglab.core.registry import Registered
 from reglab.ops import check_tensor, hyperparameters, integer, non_negative, one_of
 from reglab.ops.validation import describe
@@ -207,8 +207,8 @@ class NMSparsity(Registered, Configurable):
             "phase); no dense warm-up and no separate fine-tune phase; set before any run; digits only (1.3 CPU-s "
             "per run)",
             source="Bambhaniya et al. 2024, Sec. 4-5, Tables 2-4 (MdGf vs SR-STE at 1:8 to 1:128)",
-            tuning=Tuning(arm=Tuned("decay_coef", None, 0.0025, "β_t = 0 at ~70 % of the run; not tuned"),
-                          note="SR-STE at its official λ_W = 2e-4, not tuned"),
+            tuning=Tuning(note="nothing tuned: c = 0.0025 set from the run length (β_t = 0 at ~70 % of the steps), "
+                          "SR-STE at its official λ_W = 2e-4"),
         ),
     )
 
