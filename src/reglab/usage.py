@@ -192,6 +192,12 @@ loss = nn.functional.cross_entropy(head(body(x)), y) + dp.penalty()  # + λ·E�
 loss.backward(); opt.step()
 body.eval(); print(dp.changed_fraction())  # share of pretrained entries the diff changes
 """,
+    "net_trim": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+# ... after training:
+x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. the training set)
+reglab.create("net_trim", epsilon_gain=0.05)(model, x_calib)  # min ‖W‖₁ per layer, responses kept within 5 %
+print([float((m.weight == 0).float().mean()) for m in model if isinstance(m, nn.Linear)])
+""",
     "nm_sparsity": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 nm = reglab.create("nm_sparsity", n=1, m=4, method="linear", decay_coef=0.1)
 nm(model)  # every Linear weight: keep the largest |w| of each 4 along the input; pruned ones scaled by β_t
