@@ -198,6 +198,23 @@ x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. t
 reglab.create("net_trim", epsilon_gain=0.05)(model, x_calib)  # min ‖W‖₁ per layer, responses kept within 5 %
 print([float((m.weight == 0).float().mean()) for m in model if isinstance(m, nn.Linear)])
 """,
+    "lottery_ticket_sft": _HEAD + """body, head = nn.Sequential(nn.Linear(8, 16), nn.ReLU()), nn.Linear(16, 4)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+
+
+def train(steps=5):
+    opt = torch.optim.Adam(list(body.parameters()) + list(head.parameters()), lr=1e-3)  # fresh, no weight decay
+    for _ in range(steps):
+        opt.zero_grad(); nn.functional.cross_entropy(head(body(x)), y).backward(); opt.step()
+
+
+lt = reglab.create("lottery_ticket_sft", proportion=0.1)
+lt.begin(body)  # θ₀
+train()  # phase 1: full fine-tuning
+lt(body)  # keep the 10 % most-changed entries, reset the body to θ₀, mask the other gradients
+train()  # phase 2: only those entries (and the head) move
+phi = lt.diff(body)  # the sparse diff θ₂ − θ₀
+""",
     "nm_sparsity": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 nm = reglab.create("nm_sparsity", n=1, m=4, method="linear", decay_coef=0.1)
 nm(model)  # every Linear weight: keep the largest |w| of each 4 along the input; pruned ones scaled by β_t

@@ -98,6 +98,7 @@ def test_procedure_arms_change_the_update_and_sgd_option():
         ("nm_sparsity", None, {}),
         ("diff_transfer", {"name": "diff_pruning", "sparsity_pen": 1e-4}, {}),
         ("diff_transfer", None, {"freeze_body": True}),
+        ("diff_transfer", {"name": "lottery_ticket_sft"}, {}),
     ],
 )
 def test_new_tasks_run_quick_with_their_metrics(task, arm, args):
