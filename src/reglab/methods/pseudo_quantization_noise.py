@@ -15,7 +15,9 @@ Gradient: the noise is treated as a constant (the range and ξ are detached), so
 with a full-precision term (``fp_alpha·w + Σ_b α_b·quant_noise(w, b)``, a NAS
 architecture over bit-widths); that mixture is the paper's search space, not this
 component — here the single-bit-width noisy tensor carries the gradient.
-Identity in ``.eval()``. Default b = 8 (the highest bit-width of the README's search example
+On activations the range is that of the local batch (per device under DDP, as in the
+official single-device code; gathering it is not needed for a noise scale). Identity in
+``.eval()``. Default b = 8 (the highest bit-width of the README's search example
 ``arch.bits = [8, 4, 2]``; b has no single paper default — set it to the bit-width you deploy).
 """
 
