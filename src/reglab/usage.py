@@ -192,6 +192,19 @@ loss = nn.functional.cross_entropy(head(body(x)), y) + dp.penalty()  # + λ·E�
 loss.backward(); opt.step()
 body.eval(); print(dp.changed_fraction())  # share of pretrained entries the diff changes
 """,
+    "psd": _HEAD + """from reglab.methods.psd import psd_code
+
+x = torch.randn(32, 81)                                           # e.g. 9×9 image patches
+decoder = nn.Linear(64, 81, bias=False)                           # dictionary D
+encoder = nn.Sequential(nn.Linear(81, 64), nn.Tanh())             # predictor F
+opt = torch.optim.SGD([*decoder.parameters(), *encoder.parameters()], lr=0.01)
+loss_fn = reglab.create("psd", sparsity=1.0, beta=1.0)
+code = psd_code(x, decoder.weight, sparsity=1.0)                  # z* by FISTA (no gradient)
+loss = loss_fn(x, code, decoder(code), encoder(x))                # ‖x − Dz*‖² + λ‖z*‖₁ + β‖z* − F(x)‖²
+opt.zero_grad(); loss.backward(); opt.step()
+with torch.no_grad():
+    decoder.weight /= decoder.weight.norm(dim=0, keepdim=True) + 1e-12   # unit-norm atoms
+""",
     "net_trim": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 # ... after training:
 x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. the training set)
