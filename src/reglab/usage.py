@@ -205,6 +205,15 @@ opt.zero_grad(); loss.backward(); opt.step()
 with torch.no_grad():
     decoder.weight /= decoder.weight.norm(dim=0, keepdim=True) + 1e-12   # unit-norm atoms
 """,
+    "ecoflap": _HEAD + """import torch.nn.functional as F
+
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+# ... after training: a few calibration batches and the loss to score the layers with
+batches = [(torch.randn(64, 8), torch.randint(0, 4, (64,))) for _ in range(4)]
+loss_fn = lambda m, b: F.cross_entropy(m(b[0]), b[1])
+sparsities = reglab.create("ecoflap", sparsity=0.5)(model, batches, loss_fn)   # per-layer sparsities, pruned in place
+print(sparsities)
+""",
     "net_trim": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 # ... after training:
 x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. the training set)
