@@ -220,6 +220,15 @@ x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. t
 reglab.create("net_trim", epsilon_gain=0.05)(model, x_calib)  # min ‖W‖₁ per layer, responses kept within 5 %
 print([float((m.weight == 0).float().mean()) for m in model if isinstance(m, nn.Linear)])
 """,
+    "nvit_pruning": _HEAD + """import torch.nn.functional as F
+
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+batches = [(torch.randn(64, 8), torch.randint(0, 4, (64,))) for _ in range(4)]
+loss_fn = lambda m, b: F.cross_entropy(m(b[0]), b[1])
+pruner = reglab.create("nvit_pruning", num_prune=16, latency_weight=0.0)
+masks = pruner(model, batches, loss_fn)            # zeroes the 16 hidden units of lowest (Σ θ·∂L/∂θ)²
+print([int(m.sum()) for m in masks])               # units kept per hidden layer; fine-tune afterwards
+""",
     "lottery_ticket_sft": _HEAD + """body, head = nn.Sequential(nn.Linear(8, 16), nn.ReLU()), nn.Linear(16, 4)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 
