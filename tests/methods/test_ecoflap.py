@@ -114,3 +114,6 @@ def test_bad_input():
         ecoflap_sparsities([1.0, 2.0], [10, 20], 0.5, 0.3)
     with pytest.raises(RegularizerInputError, match="ECoFLaP"):
         wanda_mask(torch.randn(2, 3), torch.randn(5, 4), 0.5)
+    with pytest.raises(RegularizerInputError, match="ECoFLaP"):
+        wanda_mask(torch.randn(2, 3), torch.randn(5, 3), 1.5)
+    assert not wanda_mask(torch.randn(2, 3), torch.randn(5, 3), 1.0).any()

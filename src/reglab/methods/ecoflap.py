@@ -35,7 +35,7 @@ from torch import nn
 from reglab.core import Claim, Paper, RegularizerInputError, register
 from reglab.core.config import Configurable
 from reglab.core.registry import Registered
-from reglab.ops import check_tensor, hyperparameters, integer, positive, probability
+from reglab.ops import check_probability, check_tensor, hyperparameters, integer, positive, probability
 from reglab.ops.validation import describe
 
 __all__ = ["ecoflap_sparsities", "zeroth_order_scores", "wanda_mask", "ecoflap_", "ECoFLaP"]
@@ -147,8 +147,7 @@ def wanda_mask(weight: torch.Tensor, inputs: torch.Tensor, sparsity: float) -> t
     if x.shape[1] != w.shape[1]:
         raise RegularizerInputError(f"{WHO} expects inputs with {w.shape[1]} features for a weight of shape "
                                     f"{tuple(w.shape)}, got {tuple(x.shape)}")
-    check = probability if sparsity < 1 else (lambda *a: None)
-    check(WHO, "sparsity", sparsity)
+    check_probability(WHO, "sparsity", sparsity, inclusive_one=True)
     metric = w.detach().abs().double() * x.double().pow(2).sum(0).sqrt()[None, :]
     k = int(w.shape[1] * sparsity)
     keep = torch.ones_like(w, dtype=torch.bool)
