@@ -256,6 +256,99 @@ print(float((model[0].weight == 0).float().mean()))
 reglab.create("shrink_perturb", shrink=0.4, perturb=0.1)(model)  # θ <- 0.4·θ + 0.1·θ_fresh
 opt = torch.optim.SGD(model.parameters(), lr=0.1)  # a fresh optimizer for the new round
 """,
+    "diff_pruning": _HEAD + """body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())  # pretrained part
+head = nn.Linear(16, 4)  # new task head: trained densely
+dp = reglab.create("diff_pruning", sparsity_pen=1e-3)
+dp(body)  # every body weight/bias becomes θ₀ + z⊙z_g⊙δ, θ₀ frozen, δ₀ = 0
+opt = torch.optim.Adam([{"params": dp.diff_parameters() + list(head.parameters())},
+                        {"params": dp.alpha_parameters(), "lr": 0.1}], lr=1e-3)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(head(body(x)), y) + dp.penalty()  # + λ·E‖z‖₀
+loss.backward(); opt.step()
+body.eval(); print(dp.changed_fraction())  # share of pretrained entries the diff changes
+""",
+    "psd": _HEAD + """from reglab.methods.psd import psd_code
+
+x = torch.randn(32, 81)                                           # e.g. 9×9 image patches
+decoder = nn.Linear(64, 81, bias=False)                           # dictionary D
+encoder = nn.Sequential(nn.Linear(81, 64), nn.Tanh())             # predictor F
+opt = torch.optim.SGD([*decoder.parameters(), *encoder.parameters()], lr=0.01)
+loss_fn = reglab.create("psd", sparsity=1.0, beta=1.0)
+code = psd_code(x, decoder.weight, sparsity=1.0)                  # z* by FISTA (no gradient)
+loss = loss_fn(x, code, decoder(code), encoder(x))                # ‖x − Dz*‖² + λ‖z*‖₁ + β‖z* − F(x)‖²
+opt.zero_grad(); loss.backward(); opt.step()
+with torch.no_grad():
+    decoder.weight /= decoder.weight.norm(dim=0, keepdim=True) + 1e-12   # unit-norm atoms
+""",
+    "ecoflap": _HEAD + """import torch.nn.functional as F
+
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+# ... after training: a few calibration batches and the loss to score the layers with
+batches = [(torch.randn(64, 8), torch.randint(0, 4, (64,))) for _ in range(4)]
+loss_fn = lambda m, b: F.cross_entropy(m(b[0]), b[1])
+sparsities = reglab.create("ecoflap", sparsity=0.5)(model, batches, loss_fn)   # per-layer sparsities, pruned in place
+print(sparsities)
+""",
+    "net_trim": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+# ... after training:
+x_calib = torch.randn(256, 8)  # inputs the pruned layers must still fit (e.g. the training set)
+reglab.create("net_trim", epsilon_gain=0.05)(model, x_calib)  # min ‖W‖₁ per layer, responses kept within 5 %
+print([float((m.weight == 0).float().mean()) for m in model if isinstance(m, nn.Linear)])
+""",
+    "nvit_pruning": _HEAD + """import torch.nn.functional as F
+
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+batches = [(torch.randn(64, 8), torch.randint(0, 4, (64,))) for _ in range(4)]
+loss_fn = lambda m, b: F.cross_entropy(m(b[0]), b[1])
+pruner = reglab.create("nvit_pruning", num_prune=16, latency_weight=0.0)
+masks = pruner(model, batches, loss_fn)            # zeroes the 16 hidden units of lowest (Σ θ·∂L/∂θ)²
+print([int(m.sum()) for m in masks])               # units kept per hidden layer; fine-tune afterwards
+""",
+    "lottery_ticket_sft": _HEAD + """body, head = nn.Sequential(nn.Linear(8, 16), nn.ReLU()), nn.Linear(16, 4)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+
+
+def train(steps=5):
+    opt = torch.optim.Adam(list(body.parameters()) + list(head.parameters()), lr=1e-3)  # fresh, no weight decay
+    for _ in range(steps):
+        opt.zero_grad(); nn.functional.cross_entropy(head(body(x)), y).backward(); opt.step()
+
+
+lt = reglab.create("lottery_ticket_sft", proportion=0.1)
+lt.begin(body)  # θ₀
+train()  # phase 1: full fine-tuning
+lt(body)  # keep the 10 % most-changed entries, reset the body to θ₀, mask the other gradients
+train()  # phase 2: only those entries (and the head) move
+phi = lt.diff(body)  # the sparse diff θ₂ − θ₀
+""",
+    "nm_sparsity": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+nm = reglab.create("nm_sparsity", n=1, m=4, method="linear", decay_coef=0.1)
+nm(model)  # every Linear weight: keep the largest |w| of each 4 along the input; pruned ones scaled by β_t
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for step in range(12):  # β_t = max(1 - 0.1·t, 0): the pruned weights fade out of the forward
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+    nm.step()
+print(nm.beta(), float((model[0].weight == 0).float().mean()))  # 0.0 0.75
+""",
+    "pseudo_quantization_noise": _HEAD + """from torch.nn.utils import parametrize
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), reglab.create("pseudo_quantization_noise", bits=4),
+                      nn.Linear(16, 4))  # noise on the activations, as 4-bit rounding would add
+parametrize.register_parametrization(model[0], "weight", reglab.create("pseudo_quantization_noise", bits=4))
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+nn.functional.cross_entropy(model(x), y).backward()  # gradients pass through the noise unchanged
+model.eval()  # identity in eval: the clean weights and activations
+""",
+    "ddpm_ip": _HEAD + """eps_model = nn.Sequential(nn.Linear(2 + 1, 64), nn.ReLU(), nn.Linear(64, 2))
+alpha_bar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), dim=0)  # linear β schedule
+ip = reglab.create("ddpm_ip", gamma=0.1)
+x0 = torch.randn(32, 2)
+t = torch.randint(0, 1000, (32,))
+eps = torch.randn_like(x0)
+x_t = ip(x0, eps, alpha_bar[t])  # √ᾱ·x0 + √(1 − ᾱ)·(ε + γξ)
+loss = nn.functional.mse_loss(eps_model(torch.cat([x_t, t[:, None] / 1000], 1)), eps)  # the target stays ε
+loss.backward()
+""",
     "sigma_reparam": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 reglab.create("sigma_reparam")(model)  # every Linear weight becomes (γ/σ(W))·W, γ learnable
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # build the optimizer after: γ is a new parameter

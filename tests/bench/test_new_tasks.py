@@ -94,6 +94,11 @@ def test_procedure_arms_change_the_update_and_sgd_option():
         ("deep_plain", {"name": "soft_orthogonality"}, {"depth": 4}),
         ("transfer", {"name": "l2_sp", "new_params": "head.*", "beta_ratio": 0.1}, {}),
         ("clean_classification", {"name": "gaussian_noise"}, {}),
+        ("nm_sparsity", {"name": "nm_sparsity", "n": 1, "m": 8, "method": "linear", "decay_coef": 0.01}, {}),
+        ("nm_sparsity", None, {}),
+        ("diff_transfer", {"name": "diff_pruning", "sparsity_pen": 1e-4}, {}),
+        ("diff_transfer", None, {"freeze_body": True}),
+        ("diff_transfer", {"name": "lottery_ticket_sft"}, {}),
     ],
 )
 def test_new_tasks_run_quick_with_their_metrics(task, arm, args):

@@ -65,7 +65,7 @@ from reglab.ops.groups import (
     grouping,
 )
 from reglab.ops.grads import add_scaled_, indices_by_shape, zero_safe_inverse
-from reglab.ops.prox import group_soft_threshold, soft_threshold
+from reglab.ops.prox import best_candidate, group_soft_threshold, soft_threshold
 from reglab.ops.targets import mean_entropy, soft_cross_entropy
 
 __all__ = [
@@ -102,6 +102,7 @@ __all__ = [
     "group_norm_sum",
     "group_prox_",
     "group_rows",
+    "best_candidate",
     "group_soft_threshold",
     "grouping",
     "hyperparameters",

@@ -11,11 +11,14 @@ The loop that applies them lives in ``reglab.core.attach``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 __all__ = [
     "soft_threshold",
     "group_soft_threshold",
+    "best_candidate",
 ]
 
 
@@ -35,3 +38,25 @@ def group_soft_threshold(
     norms = rows.norm(dim=1, keepdim=True)
     t = threshold if not isinstance(threshold, torch.Tensor) else threshold.reshape(-1, 1)
     return rows * (1.0 - t / norms.clamp_min(eps)).clamp_min(0.0)
+
+
+def best_candidate(
+    z: torch.Tensor, candidates: list[torch.Tensor], penalty: Callable[[torch.Tensor], torch.Tensor],
+    step_size: float | torch.Tensor,
+) -> torch.Tensor:
+    """Element-wise argmin of ``½(x − z)² + step_size·penalty(x)`` over the given candidate points.
+
+    For a separable penalty that is piecewise smooth in ``x ≥ 0`` (non-convex ones
+    included), the prox of each entry is the best of the per-piece minimizers
+    (stationary points clipped to their piece, and the piece ends): passing them
+    all as ``candidates`` makes this the exact proximal map. Ties go to the
+    earlier candidate (put 0 first to prefer sparsity).
+    """
+    best = candidates[0]
+    best_value = 0.5 * (best - z).pow(2) + step_size * penalty(best)
+    for c in candidates[1:]:
+        value = 0.5 * (c - z).pow(2) + step_size * penalty(c)
+        better = value < best_value
+        best = torch.where(better, c, best)
+        best_value = torch.where(better, value, best_value)
+    return best
