@@ -154,6 +154,18 @@ sam.first_step(zero_grad=True)   # w <- w + ε (the worst nearby point)
 nn.functional.cross_entropy(model(x), y).backward()
 sam.second_step(zero_grad=True)  # back to w, then the base optimizer's step
 """,
+    "stablemax": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+stablemax = reglab.create("stablemax")
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(stablemax(model(x)), y)  # StableMax CE: stablemax returns log-probabilities
+loss.backward()
+""",
+    "orthograd": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = reglab.create("orthograd", params=model.parameters(), base_optimizer=torch.optim.AdamW, lr=1e-3,
+                    weight_decay=0.0)  # ⊥Grad: each gradient minus its component along its weight
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
