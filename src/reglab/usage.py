@@ -166,6 +166,14 @@ opt = reglab.create("orthograd", params=model.parameters(), base_optimizer=torch
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
 """,
+    "squared_gradient_norm": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+reg = reglab.create("squared_gradient_norm", weight=0.1)  # (λ/2)·‖∇L‖², forward-difference gradient
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad()
+loss = reg.backward(lambda: nn.functional.cross_entropy(model(x), y), model)  # writes ∇L + λ·H∇L into .grad
+opt.step()
+""",
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
