@@ -76,6 +76,7 @@ _CALLS = {
     "jacobian": "x.requires_grad_(True)\nlogits = model(x)\nloss = nn.functional.cross_entropy(logits, y) + reg(x, logits)",
     "gradient_norm": "task = nn.functional.cross_entropy(model(x), y)\n"
     "loss = task + reg(task, list(model.parameters()))  # λ·‖∇θ L‖ by double backprop",
+    "elle": "loss = nn.functional.cross_entropy(model(x), y) + reg(x, y, model)  # λ·local-linearity error in B_ε(x)",
     "droppos": "pred = torch.randn(2, 5, 9, requires_grad=True)  # (batch, visible tokens, positions): logits\n"
     "ids_keep = torch.stack([torch.randperm(9)[:5] for _ in range(2)])  # each visible token's true position\n"
     "mask_pos = torch.ones(2, 5)  # 1 where the token's position embedding was dropped (to predict)\n"
@@ -173,6 +174,16 @@ x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 opt.zero_grad()
 loss = reg.backward(lambda: nn.functional.cross_entropy(model(x), y), model)  # writes ∇L + λ·H∇L into .grad
 opt.step()
+""",
+    "ewc": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+x_a = torch.randn(64, 8)  # ... after training on task A:
+ewc = reglab.create("ewc", weight=100.0)
+regs = reglab.attach(model, ewc)
+ewc.consolidate(model, x_a)  # anchors θ* = current weights, F = diagonal Fisher on task A's inputs
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+x_b, y_b = torch.randn(32, 8), torch.randint(0, 4, (32,))  # task B
+loss = nn.functional.cross_entropy(model(x_b), y_b) + regs.penalty()  # + (λ/2)·Σ F (θ − θ*)²
+loss.backward(); opt.step()
 """,
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
