@@ -185,6 +185,10 @@ x_b, y_b = torch.randn(32, 8), torch.randint(0, 4, (32,))  # task B
 loss = nn.functional.cross_entropy(model(x_b), y_b) + regs.penalty()  # + (λ/2)·Σ F (θ − θ*)²
 loss.backward(); opt.step()
 """,
+    "hierarchical_channel_sampling": _HEAD + """hcs = reglab.create("hierarchical_channel_sampling")
+images = torch.rand(8, 4, 16, 16)  # (batch, channels, H, W): e.g. four stains or sensor bands
+out = hcs(images)  # in training: keep m ~ U{1..4} random channels, zero the rest, scale by 4/m
+""",
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
