@@ -189,6 +189,22 @@ loss.backward(); opt.step()
 images = torch.rand(8, 4, 16, 16)  # (batch, channels, H, W): e.g. four stains or sensor bands
 out = hcs(images)  # in training: keep m ~ U{1..4} random channels, zero the rest, scale by 4/m
 """,
+    "vanishing_gradient": _HEAD + """cell, head = nn.RNNCell(3, 16, nonlinearity="tanh"), nn.Linear(16, 1)
+params = [*cell.parameters(), *head.parameters()]
+opt = torch.optim.SGD(params, lr=0.01)
+omega = reglab.create("vanishing_gradient")  # α·Ω, α = 2
+u, target = torch.randn(20, 8, 3), torch.randn(8, 1)  # (time, batch, features)
+h, states = torch.zeros(8, 16), []
+for u_t in u:  # unroll, keeping every state x_t
+    h = cell(u_t, h)
+    states.append(h)
+loss = nn.functional.mse_loss(head(h), target)
+grad_h = torch.autograd.grad(loss, states, retain_graph=True)  # ∂E/∂x_t through the future steps
+total = loss + omega(torch.stack(grad_h), torch.stack(states), cell.weight_hh)
+opt.zero_grad(); total.backward()
+torch.nn.utils.clip_grad_norm_(params, 1.0)  # the paper's clipping (cutoff 1)
+opt.step()
+""",
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
