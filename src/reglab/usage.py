@@ -77,6 +77,10 @@ _CALLS = {
     "gradient_norm": "task = nn.functional.cross_entropy(model(x), y)\n"
     "loss = task + reg(task, list(model.parameters()))  # λ·‖∇θ L‖ by double backprop",
     "elle": "loss = nn.functional.cross_entropy(model(x), y) + reg(x, y, model)  # λ·local-linearity error in B_ε(x)",
+    "arow": "x_adv = x + 0.03 * torch.randn_like(x).sign()  # your attack here (the paper: PGD-10 on the KL)\n"
+    "logits, adv_logits = model(x), model(x_adv)\n"
+    "targets = reglab.create(\"label_smoothing\", epsilon=0.2)(y, 4)  # the paper's supervised term: LS-CE, ε = 0.2\n"
+    "loss = reglab.functional.soft_cross_entropy(logits, targets) + reg(logits, adv_logits, y)",
     "droppos": "pred = torch.randn(2, 5, 9, requires_grad=True)  # (batch, visible tokens, positions): logits\n"
     "ids_keep = torch.stack([torch.randperm(9)[:5] for _ in range(2)])  # each visible token's true position\n"
     "mask_pos = torch.ones(2, 5)  # 1 where the token's position embedding was dropped (to predict)\n"
