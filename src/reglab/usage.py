@@ -81,6 +81,9 @@ _CALLS = {
     "logits, adv_logits = model(x), model(x_adv)\n"
     "targets = reglab.create(\"label_smoothing\", epsilon=0.2)(y, 4)  # the paper's supervised term: LS-CE, ε = 0.2\n"
     "loss = reglab.functional.soft_cross_entropy(logits, targets) + reg(logits, adv_logits, y)",
+    "hessian_alignment": "env_losses = torch.stack([nn.functional.cross_entropy(model(x[e::2]), y[e::2]) for e in range(2)])"
+    "  # one mean loss per training environment\n"
+    "loss = env_losses.mean() + reg(env_losses, model[2])  # align the head's g_e and H_e g_e",
     "droppos": "pred = torch.randn(2, 5, 9, requires_grad=True)  # (batch, visible tokens, positions): logits\n"
     "ids_keep = torch.stack([torch.randperm(9)[:5] for _ in range(2)])  # each visible token's true position\n"
     "mask_pos = torch.ones(2, 5)  # 1 where the token's position embedding was dropped (to predict)\n"
