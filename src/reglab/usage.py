@@ -212,6 +212,14 @@ opt.zero_grad(); total.backward()
 torch.nn.utils.clip_grad_norm_(params, 1.0)  # the paper's clipping (cutoff 1)
 opt.step()
 """,
+    "refresh_learning": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+refresh = reglab.create("refresh_learning")
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+refresh(model, lambda: nn.functional.cross_entropy(model(x), y))  # unlearn the batch a little (ascent step)
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()  # then relearn it
+refresh.end_task(model, x, y)  # after each task: F <- τF + E[p_y (∇ log p_y)²] damps later unlearning
+""",
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
