@@ -56,7 +56,7 @@ class ARoW(Regularizer):
     """ARoW: the TRADES KL term weighted by each sample's adversarial error probability.
 
     ``reg(logits, adv_logits, y)`` returns ``λ·mean_i KL(p(x_i) ‖ p(x_i^adv))·(1 − p_{y_i}(x_i^adv))``
-    (Yang et al., 2023, Eq. 8); add it to the label-smoothed cross-entropy on the natural inputs
+    (Yang et al., 2023; the official ``loss.py``); add it to the label-smoothed cross-entropy on the natural inputs
     (ε = 0.2: ``soft_cross_entropy(logits, label_smoothing(y, C))`` with ``LabelSmoothing(epsilon=0.2)``).
     λ = 7 is the official code's (``--lamb 7``; the paper writes it as 2λ with λ = 3.5). The weight
     1 − p_y(x_adv) is differentiated too, as in the official ``loss.py``. The adversarial inputs are

@@ -30,7 +30,7 @@ __all__ = ["refresh_unlearn_", "RefreshLearning"]
 
 PAPER = Paper(
     "A Unified and General Framework for Continual Learning", "Wang, Li, Shen, Huang", 2024,
-    venue="ICLR", code="https://github.com/joey-wang123/CL-refresh-learning")
+    arxiv="2403.13249", venue="ICLR", code="https://github.com/joey-wang123/CL-refresh-learning")
 
 WHO = "RefreshLearning"
 
