@@ -192,6 +192,20 @@ x_b, y_b = torch.randn(32, 8), torch.randint(0, 4, (32,))  # task B
 loss = nn.functional.cross_entropy(model(x_b), y_b) + regs.penalty()  # + (λ/2)·Σ F (θ − θ*)²
 loss.backward(); opt.step()
 """,
+    "attention_at": _HEAD + """score, head = nn.Linear(16, 1), nn.Linear(16, 1)  # additive attention over hidden states
+h, y = torch.randn(8, 12, 16), torch.randint(0, 2, (8,)).float()  # (batch, tokens, hidden), binary labels
+at = reglab.create("attention_at", epsilon=1.0)  # ε: no official default; "iat" via variant="iat"
+
+def loss_of(scores):
+    w = torch.softmax(scores, dim=1)
+    return nn.functional.binary_cross_entropy_with_logits(head((w.unsqueeze(-1) * h).sum(1)).squeeze(-1), y)
+
+scores = score(h).squeeze(-1)  # pre-softmax attention scores
+loss = loss_of(scores)
+(g,) = torch.autograd.grad(loss, scores, retain_graph=True)  # ∇_a L
+loss = loss + 1.0 * loss_of(at(scores, g))  # L(a) + λ·L(a + ε·g/‖g‖), λ = 1 (official lam_adv)
+loss.backward()
+""",
     "hierarchical_channel_sampling": _HEAD + """hcs = reglab.create("hierarchical_channel_sampling")
 images = torch.rand(8, 4, 16, 16)  # (batch, channels, H, W): e.g. four stains or sensor bands
 out = hcs(images)  # in training: keep m ~ U{1..4} random channels, zero the rest, scale by 4/m
