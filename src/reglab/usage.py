@@ -206,6 +206,16 @@ loss = loss_of(scores)
 loss = loss + 1.0 * loss_of(at(scores, g))  # L(a) + λ·L(a + ε·g/‖g‖), λ = 1 (official lam_adv)
 loss.backward()
 """,
+    "policy_noise_mask": _HEAD + """classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
+policy = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2 * 8 * 8))  # yours: image -> raw (alpha, beta)
+pnm = reglab.create("policy_noise_mask", grid=8, kernel=5, sigma=2.0)  # official: grid 64, kernel 13, σ 6
+opt = torch.optim.SGD([*classifier.parameters(), *policy.parameters()], lr=0.01)
+x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 4, (8,))
+alpha, beta = policy(x).chunk(2, dim=1)  # (batch, grid²) each
+masked = pnm(x, alpha, beta)  # x · blur(upsample(m)), m ~ Beta(e^α, e^β) per cell
+loss = pnm.loss(nn.functional.cross_entropy(classifier(masked), y))  # mean_b log Σ_k p(m_bk) · CE
+opt.zero_grad(); loss.backward(); opt.step()
+""",
     "hierarchical_channel_sampling": _HEAD + """hcs = reglab.create("hierarchical_channel_sampling")
 images = torch.rand(8, 4, 16, 16)  # (batch, channels, H, W): e.g. four stains or sensor bands
 out = hcs(images)  # in training: keep m ~ U{1..4} random channels, zero the rest, scale by 4/m
