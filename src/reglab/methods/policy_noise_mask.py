@@ -76,7 +76,7 @@ class PolicyNoiseMask(Configurable, nn.Module):
     * returns ``x · mask`` and keeps ``log p(m)`` for ``loss``.
 
     ``pnm.loss(task_loss)`` is the official objective
-    ``mean_b[log Σ_k p(m_bk)] · ℓ`` (:func:`noise_mask_policy_loss`); it is
+    ``mean_b[log Σ_k p(m_bk)] · ℓ`` (``noise_mask_policy_loss``); it is
     the whole loss of the official step (no separate cross-entropy term), for
     the classifier and the policy alike (the official policy optimizer uses
     lr/10). In eval, as the official ``evaluate.py``, one mask from the bases
