@@ -76,6 +76,14 @@ _CALLS = {
     "jacobian": "x.requires_grad_(True)\nlogits = model(x)\nloss = nn.functional.cross_entropy(logits, y) + reg(x, logits)",
     "gradient_norm": "task = nn.functional.cross_entropy(model(x), y)\n"
     "loss = task + reg(task, list(model.parameters()))  # λ·‖∇θ L‖ by double backprop",
+    "elle": "loss = nn.functional.cross_entropy(model(x), y) + reg(x, y, model)  # λ·local-linearity error in B_ε(x)",
+    "arow": "x_adv = x + 0.03 * torch.randn_like(x).sign()  # your attack here (the paper: PGD-10 on the KL)\n"
+    "logits, adv_logits = model(x), model(x_adv)\n"
+    "targets = reglab.create(\"label_smoothing\", epsilon=0.2)(y, 4)  # the paper's supervised term: LS-CE, ε = 0.2\n"
+    "loss = reglab.functional.soft_cross_entropy(logits, targets) + reg(logits, adv_logits, y)",
+    "hessian_alignment": "env_losses = torch.stack([nn.functional.cross_entropy(model(x[e::2]), y[e::2]) for e in range(2)])"
+    "  # one mean loss per training environment\n"
+    "loss = env_losses.mean() + reg(env_losses, model[2])  # align the head's g_e and H_e g_e",
     "droppos": "pred = torch.randn(2, 5, 9, requires_grad=True)  # (batch, visible tokens, positions): logits\n"
     "ids_keep = torch.stack([torch.randperm(9)[:5] for _ in range(2)])  # each visible token's true position\n"
     "mask_pos = torch.ones(2, 5)  # 1 where the token's position embedding was dropped (to predict)\n"
@@ -228,6 +236,88 @@ nn.functional.cross_entropy(model(x), y).backward()
 sam.first_step(zero_grad=True)   # w <- w + ε (the worst nearby point)
 nn.functional.cross_entropy(model(x), y).backward()
 sam.second_step(zero_grad=True)  # back to w, then the base optimizer's step
+""",
+    "stablemax": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+stablemax = reglab.create("stablemax")
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+loss = nn.functional.cross_entropy(stablemax(model(x)), y)  # StableMax CE: stablemax returns log-probabilities
+loss.backward()
+""",
+    "orthograd": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = reglab.create("orthograd", params=model.parameters(), base_optimizer=torch.optim.AdamW, lr=1e-3,
+                    weight_decay=0.0)  # ⊥Grad: each gradient minus its component along its weight
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+""",
+    "squared_gradient_norm": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+reg = reglab.create("squared_gradient_norm", weight=0.1)  # (λ/2)·‖∇L‖², forward-difference gradient
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+opt.zero_grad()
+loss = reg.backward(lambda: nn.functional.cross_entropy(model(x), y), model)  # writes ∇L + λ·H∇L into .grad
+opt.step()
+""",
+    "ewc": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+x_a = torch.randn(64, 8)  # ... after training on task A:
+ewc = reglab.create("ewc", weight=100.0)
+regs = reglab.attach(model, ewc)
+ewc.consolidate(model, x_a)  # anchors θ* = current weights, F = diagonal Fisher on task A's inputs
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+x_b, y_b = torch.randn(32, 8), torch.randint(0, 4, (32,))  # task B
+loss = nn.functional.cross_entropy(model(x_b), y_b) + regs.penalty()  # + (λ/2)·Σ F (θ − θ*)²
+loss.backward(); opt.step()
+""",
+    "attention_at": _HEAD + """score, head = nn.Linear(16, 1), nn.Linear(16, 1)  # additive attention over hidden states
+h, y = torch.randn(8, 12, 16), torch.randint(0, 2, (8,)).float()  # (batch, tokens, hidden), binary labels
+at = reglab.create("attention_at", epsilon=1.0)  # ε: no official default; "iat" via variant="iat"
+
+def loss_of(scores):
+    w = torch.softmax(scores, dim=1)
+    return nn.functional.binary_cross_entropy_with_logits(head((w.unsqueeze(-1) * h).sum(1)).squeeze(-1), y)
+
+scores = score(h).squeeze(-1)  # pre-softmax attention scores
+loss = loss_of(scores)
+(g,) = torch.autograd.grad(loss, scores, retain_graph=True)  # ∇_a L
+loss = loss + 1.0 * loss_of(at(scores, g))  # L(a) + λ·L(a + ε·g/‖g‖), λ = 1 (official lam_adv)
+loss.backward()
+""",
+    "policy_noise_mask": _HEAD + """classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
+policy = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2 * 8 * 8))  # yours: image -> raw (alpha, beta)
+pnm = reglab.create("policy_noise_mask", grid=8, kernel=5, sigma=2.0)  # official: grid 64, kernel 13, σ 6
+opt = torch.optim.SGD([*classifier.parameters(), *policy.parameters()], lr=0.01)
+x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 4, (8,))
+alpha, beta = policy(x).chunk(2, dim=1)  # (batch, grid²) each
+masked = pnm(x, alpha, beta)  # x · blur(upsample(m)), m ~ Beta(e^α, e^β) per cell
+loss = pnm.loss(nn.functional.cross_entropy(classifier(masked), y))  # mean_b log Σ_k p(m_bk) · CE
+opt.zero_grad(); loss.backward(); opt.step()
+""",
+    "hierarchical_channel_sampling": _HEAD + """hcs = reglab.create("hierarchical_channel_sampling")
+images = torch.rand(8, 4, 16, 16)  # (batch, channels, H, W): e.g. four stains or sensor bands
+out = hcs(images)  # in training: keep m ~ U{1..4} random channels, zero the rest, scale by 4/m
+""",
+    "vanishing_gradient": _HEAD + """cell, head = nn.RNNCell(3, 16, nonlinearity="tanh"), nn.Linear(16, 1)
+params = [*cell.parameters(), *head.parameters()]
+opt = torch.optim.SGD(params, lr=0.01)
+omega = reglab.create("vanishing_gradient")  # α·Ω, α = 2
+u, target = torch.randn(20, 8, 3), torch.randn(8, 1)  # (time, batch, features)
+h, states = torch.zeros(8, 16), []
+for u_t in u:  # unroll, keeping every state x_t
+    h = cell(u_t, h)
+    states.append(h)
+loss = nn.functional.mse_loss(head(h), target)
+grad_h = torch.autograd.grad(loss, states, retain_graph=True)  # ∂E/∂x_t through the future steps
+total = loss + omega(torch.stack(grad_h), torch.stack(states), cell.weight_hh)
+opt.zero_grad(); total.backward()
+torch.nn.utils.clip_grad_norm_(params, 1.0)  # the paper's clipping (cutoff 1)
+opt.step()
+""",
+    "refresh_learning": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+refresh = reglab.create("refresh_learning")
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+refresh(model, lambda: nn.functional.cross_entropy(model(x), y))  # unlearn the batch a little (ascent step)
+opt.zero_grad(); nn.functional.cross_entropy(model(x), y).backward(); opt.step()  # then relearn it
+refresh.end_task(model, x, y)  # after each task: F <- τF + E[p_y (∇ log p_y)²] damps later unlearning
 """,
     "amp_perturbation": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 amp = reglab.create("amp_perturbation", params=model.parameters(), base_optimizer=torch.optim.SGD, lr=0.1)

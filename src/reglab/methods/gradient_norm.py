@@ -30,28 +30,28 @@ PAPER = Paper(
 WHO = "GradientNorm"
 
 
-def _params_list(params: Iterable[torch.Tensor] | nn.Module) -> list[torch.Tensor]:
+def _params_list(params: Iterable[torch.Tensor] | nn.Module, who: str = WHO) -> list[torch.Tensor]:
     if isinstance(params, nn.Module):
         params = params.parameters()
     out = [p for p in params if p.requires_grad]
     if not out:
-        raise RegularizerInputError(f"{WHO} got no parameters that require grad")
+        raise RegularizerInputError(f"{who} got no parameters that require grad")
     return out
 
 
-def _check_loss(loss: object) -> None:
+def _check_loss(loss: object, who: str = WHO) -> None:
     """A scalar loss with an autograd graph, under autograd (the gradient it differentiates)."""
-    check_tensor(WHO, loss, arg="loss")
+    check_tensor(who, loss, arg="loss")
     if loss.numel() != 1:
-        raise RegularizerInputError(f"{WHO} expects a scalar loss, got shape {tuple(loss.shape)}")
+        raise RegularizerInputError(f"{who} expects a scalar loss, got shape {tuple(loss.shape)}")
     if not loss.requires_grad:
         raise RegularizerInputError(
-            f"{WHO} needs the gradient of the loss, but the loss has no autograd graph (requires_grad=False): "
+            f"{who} needs the gradient of the loss, but the loss has no autograd graph (requires_grad=False): "
             f"compute it from the parameters with autograd on, not under torch.no_grad() or inference_mode()"
         )
 
 
-def _gradient_error(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str) -> str:
+def _gradient_error(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str, who: str = WHO) -> str:
     """The message for a non-finite gradient, naming the first parameter whose gradient is not finite."""
     shown = "the gradient norm overflowed"
     for i, (p, g) in enumerate(zip(ps, grads)):
@@ -59,23 +59,25 @@ def _gradient_error(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | N
             shown = f"parameter {i} (shape {tuple(p.shape)}) has NaN/inf gradient entries"
             break
     return (
-        f"{WHO}: {what} is not finite: {shown}. A NaN/inf input that the model squashes (tanh, a clamp, "
+        f"{who}: {what} is not finite: {shown}. A NaN/inf input that the model squashes (tanh, a clamp, "
         f"a masked softmax) gives a finite loss but NaN gradients; refusing to go on with a NaN penalty or gradient"
     )
 
 
-def _gradient_norm(ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str) -> torch.Tensor:
+def _gradient_norm(
+    ps: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], what: str, who: str = WHO
+) -> torch.Tensor:
     """``‖(g_1, …, g_k)‖₂`` over the gradients that exist, each norm scaled before squaring (no
     overflow for large finite gradients), differentiable (double backprop); checked to be finite
     (on an accelerator the check is queued: ``reglab.core.checks``)."""
     norms = [safe_norm(g) for g in grads if g is not None]
     if not norms:
-        raise RegularizerInputError(f"{WHO}: the loss does not depend on the given parameters")
+        raise RegularizerInputError(f"{who}: the loss does not depend on the given parameters")
     total = safe_norm(torch.stack(norms)) if len(norms) > 1 else norms[0]
     if _checks.defers(total):
-        _checks.defer_check(torch.isfinite(total.detach()), _gradient_error([], [], what))
+        _checks.defer_check(torch.isfinite(total.detach()), _gradient_error([], [], what, who))
     elif not bool(torch.isfinite(total.detach())):
-        raise RegularizerInputError(_gradient_error(ps, grads, what))
+        raise RegularizerInputError(_gradient_error(ps, grads, what, who))
     return total
 
 
