@@ -86,6 +86,8 @@ _CALLS = {
     "main_pe, main_idx = torch.randn(10, d), torch.stack([torch.randperm(10)[:4] for _ in range(2)])\n"
     "trans_pe = torch.randn(8, d)  # the encodings of the transferred (out-of-distribution) positions\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(pivot, candidates, labels, main_pe, main_idx, trans_pe)",
+    "wae_mmd": "z = model[0](x)  # a batch of latent codes (n, d_z)\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z)  # λ·MMD(q_Z, N(0, I)); a fresh prior sample per call",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
