@@ -101,6 +101,15 @@ targets = smooth(y, num_classes=4)  # (1 - ε)·onehot + ε/C
 loss = reglab.functional.soft_cross_entropy(model(x), targets)
 loss.backward()
 """,
+    "repa": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen = nn.Linear(8, 12).requires_grad_(False)  # a pretrained encoder (DINOv2 in the paper)
+projector = nn.Sequential(nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 12))  # trainable, discarded after training
+repa = reglab.create("repa")  # λ = 0.5
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+hidden = model[:2](x)  # an early/middle layer's hidden states, (B, D) or (B, N, D)
+loss = nn.functional.cross_entropy(model[2](hidden), y) + repa(projector(hidden), frozen(x))
+loss.backward()
+""",
     "pskd": _HEAD + """model = nn.Linear(8, 4)
 pskd = reglab.create("pskd", num_samples=32, num_classes=4, total_epochs=10)
 x, y, index = torch.randn(32, 8), torch.randint(0, 4, (32,)), torch.arange(32)
