@@ -110,6 +110,16 @@ hidden = model[:2](x)  # an early/middle layer's hidden states, (B, D) or (B, N,
 loss = nn.functional.cross_entropy(model[2](hidden), y) + repa(projector(hidden), frozen(x))
 loss.backward()
 """,
+    "structure": _HEAD + """frozen_img, frozen_txt = torch.randn(64, 12), torch.randn(64, 10)  # frozen unimodal features of 64 pairs
+proj_img, proj_txt = nn.Linear(12, 8), nn.Linear(10, 8)  # the trainable alignment layers
+structure = reglab.create("structure")  # λ = 10, τ = 0.05, one level
+zi = nn.functional.normalize(proj_img(frozen_img), dim=1)
+zt = nn.functional.normalize(proj_txt(frozen_txt), dim=1)
+logits = zi @ zt.T / 0.05
+clip = (nn.functional.cross_entropy(logits, torch.arange(64)) + nn.functional.cross_entropy(logits.T, torch.arange(64))) / 2
+loss = clip + 0.5 * (structure(zi, frozen_img) + structure(zt, frozen_txt))  # keep each space's neighbourhoods
+loss.backward()
+""",
     "pskd": _HEAD + """model = nn.Linear(8, 4)
 pskd = reglab.create("pskd", num_samples=32, num_classes=4, total_epochs=10)
 x, y, index = torch.randn(32, 8), torch.randint(0, 4, (32,)), torch.arange(32)
