@@ -88,6 +88,9 @@ _CALLS = {
     "loss = nn.functional.cross_entropy(model(x), y) + reg(pivot, candidates, labels, main_pe, main_idx, trans_pe)",
     "wae_mmd": "z = model[0](x)  # a batch of latent codes (n, d_z)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(z)  # λ·MMD(q_Z, N(0, I)); a fresh prior sample per call",
+    "energy_confusion": "features = model[:2](x)  # backbone features\n"
+    "z = model[2](features.detach())  # the official code confuses only the embedding layer (propagate_down: 0)\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z, y)  # + λ·log E over random pairs",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",

@@ -90,11 +90,11 @@ def test_fresh_prior_each_call_is_seeded_by_the_global_rng():
 
 def test_bad_input():
     z = torch.randn(8, 3)
-    with pytest.raises(RegularizerInputError, match="WAE-MMD expects prior samples with the codes' dimension 3"):
+    with pytest.raises(RegularizerInputError, match="WAEMMD expects prior samples with the codes' dimension 3"):
         RF.wae_mmd(z, torch.randn(8, 4))
-    with pytest.raises(RegularizerInputError, match="WAE-MMD"):
+    with pytest.raises(RegularizerInputError, match="WAEMMD"):
         RF.wae_mmd(z, torch.full((8, 3), float("nan")))
-    with pytest.raises(RegularizerInputError, match="WAE-MMD needs a batch of at least 2"):
+    with pytest.raises(RegularizerInputError, match="WAEMMD needs a batch of at least 2"):
         RF.wae_mmd(torch.randn(1, 3))
     with pytest.raises(RegularizerInputError, match="WAEMMD expects prior_scale to be a positive number"):
         reglab.WAEMMD(prior_scale=0.0)

@@ -33,7 +33,8 @@ def repa(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """REPA projection loss ``mean_{b,n} −cos(z_{b,n}, y*_{b,n})`` (Yu et al. 2025, ``loss.py`` L78–90).
 
     ``z``: projected hidden states (B, N, D) or (B, D); ``target``: the frozen
-    encoder's features, same shape (detached here: the encoder is frozen).
+    encoder's features, same shape (computed under ``torch.no_grad()``, as
+    the official code does; the loss itself does not stop their gradient).
     A mean over samples and tokens: under DDP, equal local batches give the
     global mean, so nothing is gathered.
     """
@@ -41,7 +42,7 @@ def repa(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     check_same_shape(who, z, target, "projected features and target features")
     for arg, t in (("projected features", z), ("target features", target)):
         check_tensor(who, t, arg=arg, min_ndim=2, finite=False)
-    z2, t2 = z.reshape(-1, z.shape[-1]), target.detach().reshape(-1, target.shape[-1])
+    z2, t2 = z.reshape(-1, z.shape[-1]), target.reshape(-1, target.shape[-1])
     z2, t2 = prepare_views(who, z2, t2, min_batch=1, gather=False)
     with no_autocast(z2):
         return -(normalize_rows(z2) * normalize_rows(t2)).sum(dim=1).mean()
@@ -52,7 +53,7 @@ class REPA(RepresentationRegularizer):
     """REPA: negative cosine similarity between projected hidden states and a frozen encoder's features.
 
     L = mean_{b,n} −⟨ẑ_{b,n}, ŷ*_{b,n}⟩ over samples b and patches/tokens n
-    (inputs (B, N, D) or (B, D); the target is detached). Bind the trainable
+    (inputs (B, N, D) or (B, D); compute the target under ``torch.no_grad()``). Bind the trainable
     projector (the paper's 3-layer SiLU MLP, 2048 wide) to an early or
     middle block (depth 8 of SiT-XL/2) and pass its output with the
     encoder's features of the clean input (DINOv2-B in the paper). Default

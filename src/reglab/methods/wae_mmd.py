@@ -36,7 +36,7 @@ def _imq_sum(sq: torch.Tensor, c_base: float) -> torch.Tensor:
     return sum(c_base * s / (c_base * s + sq) for s in SCALES)
 
 
-@hyperparameters("WAE-MMD", prior_scale=positive)
+@hyperparameters("WAEMMD", prior_scale=positive)
 def wae_mmd(
     z: torch.Tensor, prior: torch.Tensor | None = None, *, prior_scale: float = 1.0, gather: bool = True
 ) -> torch.Tensor:
@@ -49,7 +49,7 @@ def wae_mmd(
     (each rank draws its own prior rows), so every rank computes the
     single-process value on the concatenated batches.
     """
-    who = "WAE-MMD"
+    who = "WAEMMD"
     local = z if isinstance(z, torch.Tensor) else None
     zq = prepare_batch(who, z, arg="codes", gather=gather)
     d = zq.shape[1]
