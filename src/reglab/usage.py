@@ -125,6 +125,17 @@ clip = (nn.functional.cross_entropy(logits, torch.arange(64)) + nn.functional.cr
 loss = clip + 0.5 * (structure(zi, frozen_img) + structure(zt, frozen_txt))  # keep each space's neighbourhoods
 loss.backward()
 """,
+    "frozen_agreement": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen.load_state_dict(model.state_dict()); frozen.requires_grad_(False)  # the pretrained model, kept frozen
+agree = reglab.create("frozen_agreement")  # λ_f = 10, weight 1 (PromptSRC)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+features, logits = model[:2](x), model(x)
+with torch.no_grad():
+    frozen_features, frozen_logits = frozen[:2](x), frozen(x)
+loss = nn.functional.cross_entropy(logits, y) + agree(features, frozen_features, logits, frozen_logits)
+loss.backward()
+""",
     "pskd": _HEAD + """model = nn.Linear(8, 4)
 pskd = reglab.create("pskd", num_samples=32, num_classes=4, total_epochs=10)
 x, y, index = torch.randn(32, 8), torch.randint(0, 4, (32,)), torch.arange(32)
