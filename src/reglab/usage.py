@@ -93,6 +93,9 @@ _CALLS = {
     "loss = nn.functional.cross_entropy(model(x), y) + reg(z, y)  # + λ·log E over random pairs",
     "jacobian_nuclear_norm": "h, g = model[:2], model[2:]  # f = g∘h; here f is the whole model\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(x, h, g)  # ≈ η·½(‖J_h‖²_F + ‖J_g‖²_F) ≥ η·‖J_f‖_*",
+    "path_length": "z = torch.randn(32, 8, requires_grad=True)  # a latent input (the sampled noise in Smooth Diffusion)\n"
+    "out = model(z)  # the map whose local variation should be constant\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(out, z)  # λ·mean (‖J^T y‖ − a)², a a running mean (buffer)",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
