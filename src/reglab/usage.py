@@ -96,6 +96,8 @@ _CALLS = {
     "path_length": "z = torch.randn(32, 8, requires_grad=True)  # a latent input (the sampled noise in Smooth Diffusion)\n"
     "out = model(z)  # the map whose local variation should be constant\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(out, z)  # λ·mean (‖J^T y‖ − a)², a a running mean (buffer)",
+    "ridg": "features = model[:2](x)  # the classifier's input\n"
+    "loss = nn.functional.cross_entropy(model[2](features), y) + reg(features, y, model[2].weight)  # rationale bank in a buffer",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
