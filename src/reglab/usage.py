@@ -98,6 +98,14 @@ _CALLS = {
     "loss = nn.functional.cross_entropy(model(x), y) + reg(out, z)  # λ·mean (‖J^T y‖ − a)², a a running mean (buffer)",
     "ridg": "features = model[:2](x)  # the classifier's input\n"
     "loss = nn.functional.cross_entropy(model[2](features), y) + reg(features, y, model[2].weight)  # rationale bank in a buffer",
+    "enveloping": "z, t = model[:2](x), torch.rand(32)  # representations and a continuous target\n"
+    "bins = (t * 8).long()  # 8 target bins, in order\n"
+    "trace = torch.stack([z[bins == b].mean(0) for b in bins.unique()])  # label-ordered centroids\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(trace)  # the trace should cover the sphere",
+    "homogeneity": "z, t = model[:2](x), torch.rand(32)  # representations and a continuous target\n"
+    "bins = (t * 8).long()\n"
+    "trace = torch.stack([z[bins == b].mean(0) for b in bins.unique()])  # label-ordered centroids\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(trace)  # evenly spaced, smooth trace",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
