@@ -106,6 +106,10 @@ _CALLS = {
     "bins = (t * 8).long()\n"
     "trace = torch.stack([z[bins == b].mean(0) for b in bins.unique()])  # label-ordered centroids\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(trace)  # evenly spaced, smooth trace",
+    "glocal_alignment": "projector = nn.Linear(16, 16)\n"
+    "z_masked = model[:2](x * (torch.rand_like(x) > 0.5))  # latents of the masked input\n"
+    "with torch.no_grad():\n    z_complete = model[:2](x)  # latents of the complete input\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(projector(z_masked), z_complete)",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
