@@ -110,6 +110,8 @@ _CALLS = {
     "z_masked = model[:2](x * (torch.rand_like(x) > 0.5))  # latents of the masked input\n"
     "with torch.no_grad():\n    z_complete = model[:2](x)  # latents of the complete input\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(projector(z_masked), z_complete)",
+    "multigrained_uncertainty": "query, target = model[:2](x), model[:2](x + 0.1 * torch.randn_like(x))  # matched pairs\n"
+    "loss = reg(query, target, epoch=0)  # the whole matching loss: γ·aleatoric(perturbed targets) + (1 − γ)·in-batch CE",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
