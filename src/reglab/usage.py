@@ -112,6 +112,9 @@ _CALLS = {
     "loss = nn.functional.cross_entropy(model(x), y) + reg(projector(z_masked), z_complete)",
     "multigrained_uncertainty": "query, target = model[:2](x), model[:2](x + 0.1 * torch.randn_like(x))  # matched pairs\n"
     "loss = reg(query, target, epoch=0)  # the whole matching loss: γ·aleatoric(perturbed targets) + (1 − γ)·in-batch CE",
+    "mutual_feature_regularization": "saes = [nn.Linear(8, 16) for _ in range(2)]  # the encoders of two parallel SAEs\n"
+    "recon = sum(((e(x).relu() @ e.weight) - x).pow(2).mean() for e in saes)\n"
+    "loss = recon + reg(*[e.weight.t() for e in saes])  # features = columns; Hungarian-matched cosine",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
