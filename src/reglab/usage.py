@@ -115,6 +115,9 @@ _CALLS = {
     "mutual_feature_regularization": "saes = [nn.Linear(8, 16) for _ in range(2)]  # the encoders of two parallel SAEs\n"
     "recon = sum(((e(x).relu() @ e.weight) - x).pow(2).mean() for e in saes)\n"
     "loss = recon + reg(*[e.weight.t() for e in saes])  # features = columns; Hungarian-matched cosine",
+    "gradient_hinge": "pts = torch.randn(32, 8, requires_grad=True)  # points near the boundary (OReX: near the slices' edges)\n"
+    "field = model(pts)[:, 0]  # the field's value at those points\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(pts, field)  # λ·mean max(‖∇f‖ − α, 0)",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
