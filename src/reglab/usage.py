@@ -118,6 +118,10 @@ _CALLS = {
     "gradient_hinge": "pts = torch.randn(32, 8, requires_grad=True)  # points near the boundary (OReX: near the slices' edges)\n"
     "field = model(pts)[:, 0]  # the field's value at those points\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(pts, field)  # λ·mean max(‖∇f‖ − α, 0)",
+    "matrix_subspace_projection": "M = nn.Parameter(nn.init.xavier_normal_(torch.empty(4, 16)))  # attributes × code size\n"
+    "opt.add_param_group({'params': [M]})  # M is learned with the model\n"
+    "z, attrs = model[:2](x), nn.functional.one_hot(y, 4).double().float()\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z, attrs, M)  # ‖zMᵀ − y‖² + ‖yM − z‖²",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
