@@ -34,7 +34,7 @@ def ref_step(out_fn, x, y, prev=0.0, decay=0.01):
 
 
 def _ref_default(out, x):
-    y = torch.randn(out.shape, dtype=out.dtype) / math.sqrt(out.shape[1])  # the same global-RNG draw
+    y = torch.randn(out.shape).to(out.dtype) / math.sqrt(out.shape[1])  # the same global-RNG draw (float32)
     return ref_step(lambda t: torch.tanh(t @ W.T), x, y)[0]
 
 
@@ -46,7 +46,7 @@ def test_step_matches_loops_with_scale_and_state():
     out, x = _inputs(g)
     scale = torch.tensor([0.5, 1.0, 2.0, 1.5, 0.1], dtype=torch.float64)
     step = RF.path_length(out, x, 0.3, scale, torch.Generator().manual_seed(9), decay=0.1)
-    y = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(9)) / math.sqrt(2) * scale[:, None]
+    y = torch.randn(out.shape, generator=torch.Generator().manual_seed(9)).double() / math.sqrt(2) * scale[:, None]
     pen, a = ref_step(lambda t: torch.tanh(t @ W.T), x, y, prev=0.3, decay=0.1)
     assert float(step.penalty) == pytest.approx(pen, rel=1e-10)
     assert float(step.mean) == pytest.approx(a, rel=1e-12)

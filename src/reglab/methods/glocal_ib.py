@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from reglab.core import Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
-from reglab.ops import check_tensor, hyperparameters, no_autocast, one_of
+from reglab.ops import check_tensor, hyperparameters, no_autocast, normalize_rows, one_of
 from reglab.ops.validation import check_same_shape
 
 __all__ = ["glocal_alignment", "GlocalAlignment"]
@@ -46,8 +46,10 @@ def glocal_alignment(z: torch.Tensor, target: torch.Tensor, *, loss: str = "cosi
     check_tensor(who, target, arg="complete embeddings", min_ndim=2)
     t = target.detach().to(z.dtype)
     with no_autocast(z):
-        if loss == "cosine":
-            return 1.0 - F.cosine_similarity(z, t, dim=1, eps=1e-8).mean()
+        if loss == "cosine":  # cosine along dim 1, with overflow-safe norms (nn.CosineSimilarity(dim=1))
+            zc = normalize_rows(z.movedim(1, -1).reshape(-1, z.shape[1]))
+            tc = normalize_rows(t.movedim(1, -1).reshape(-1, t.shape[1]))
+            return 1.0 - (zc * tc).sum(dim=1).mean()
         if z.ndim != 3:
             raise RegularizerInputError(
                 f"{who} with loss='contrastive' expects (batch, tokens, dim) embeddings, got shape {tuple(z.shape)}")

@@ -36,7 +36,10 @@ WHO = "JacobianNuclearNorm"
 def _apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, what: str) -> torch.Tensor:
     if not callable(fn):
         raise RegularizerInputError(f"{WHO} expects {what} to be a callable (a module or function), got {type(fn).__name__}")
-    out = fn(x)
+    try:
+        out = fn(x)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise RegularizerInputError(f"{WHO}: {what} failed on an input of shape {tuple(x.shape)} and dtype {x.dtype}: {e}") from e
     if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != x.shape[0]:
         raise RegularizerInputError(
             f"{WHO} expects {what} to map a batch of {x.shape[0]} to a tensor with the same batch size, got "
@@ -62,13 +65,13 @@ def jacobian_nuclear_norm(
     if b == 0:
         raise RegularizerInputError(f"{WHO} needs a non-empty batch, got x of shape {tuple(x.shape)}")
     hx = _apply(h, x, "h")
-    noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator) * sigma
+    noise = torch.randn(x.shape, dtype=torch.float32, device=x.device, generator=generator).to(x.dtype) * sigma
     t1 = (_apply(h, x + noise, "h") - hx).pow(2).sum()
     ghx = _apply(g, hx, "g")
-    noise2 = torch.randn(hx.shape, dtype=hx.dtype, device=hx.device, generator=generator) * sigma
+    noise2 = torch.randn(hx.shape, dtype=torch.float32, device=hx.device, generator=generator).to(hx.dtype) * sigma
     t2 = (_apply(g, hx + noise2, "g") - ghx).pow(2).sum()
     value = (t1 + t2) / (2.0 * b * sigma**2)
-    if value.device.type != "meta" and not bool(torch.isfinite(value.detach())):
+    if value.device.type != "meta" and not bool(torch.isfinite(value.detach())):  # e.g. overflow at 1e20 scale
         raise RegularizerInputError(f"{WHO} produced a non-finite penalty ({float(value)}) from a finite x")
     return value
 

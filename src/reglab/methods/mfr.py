@@ -21,7 +21,7 @@ import itertools
 import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
-from reglab.ops import check_tensor, no_autocast, normalize_rows
+from reglab.ops import check_tensor, has_data, no_autocast, normalize_rows
 
 __all__ = ["mutual_feature_regularization", "MutualFeatureRegularization"]
 
@@ -52,6 +52,8 @@ def mutual_feature_regularization(*dictionaries: torch.Tensor) -> torch.Tensor:
         raise RegularizerInputError(
             f"{WHO} expects dictionaries over the same input dimension (rows), got shapes {[tuple(w.shape) for w in ds]}")
     dtype = torch.float64 if any(w.dtype == torch.float64 for w in ds) else torch.float32
+    if not all(has_data(w) for w in ds):  # meta / fake tensors: the shape of the result only
+        return sum(w.to(dtype).sum() for w in ds) * 0.0
     with no_autocast(ds[0]):
         cols = [normalize_rows(w.to(dtype).T) for w in ds]  # features as unit rows
         terms = []

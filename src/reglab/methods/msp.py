@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
-from reglab.ops import check_tensor, no_autocast
+from reglab.ops import check_tensor, has_data, no_autocast
 
 __all__ = ["matrix_subspace_projection", "MatrixSubspaceProjection"]
 
@@ -43,7 +43,10 @@ def matrix_subspace_projection(z: torch.Tensor, labels: torch.Tensor, projection
     with no_autocast(z):
         y = labels.to(z.dtype)
         m = projection.to(z.dtype)
-        return (z @ m.T - y).pow(2).sum() + (y @ m - z).pow(2).sum()
+        value = (z @ m.T - y).pow(2).sum() + (y @ m - z).pow(2).sum()
+    if has_data(value) and not bool(torch.isfinite(value.detach())):
+        raise RegularizerInputError(f"{WHO} produced a non-finite penalty ({float(value)}) from finite inputs: they overflow {z.dtype}")
+    return value
 
 
 @register

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from reglab.core import Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
-from reglab.ops import hyperparameters, integer, no_autocast, non_negative, positive, prepare_views
+from reglab.ops import common_dtype, has_data, hyperparameters, integer, no_autocast, non_negative, positive, prepare_views
 
 __all__ = ["multigrained_uncertainty", "MultiGrainedUncertainty", "uncertainty_augment"]
 
@@ -40,8 +40,10 @@ def uncertainty_augment(t: torch.Tensor, generator: torch.Generator | None = Non
     std, mean = torch.std_mean(t.detach(), dim=1)
     b, d = t.shape
     with torch.no_grad():
-        alpha = alpha_scale * (1.0 + std[:, None] * torch.randn(b, d, dtype=t.dtype, device=t.device, generator=generator))
-        beta = beta_scale * (mean[:, None] + std[:, None] * torch.randn(b, d, dtype=t.dtype, device=t.device, generator=generator))
+        za = torch.randn(b, d, dtype=torch.float32, device=t.device, generator=generator).to(t.dtype)
+        zb = torch.randn(b, d, dtype=torch.float32, device=t.device, generator=generator).to(t.dtype)
+        alpha = alpha_scale * (1.0 + std[:, None] * za)
+        beta = beta_scale * (mean[:, None] + std[:, None] * zb)
     normed = (t - t.mean(dim=1, keepdim=True)) / torch.sqrt(t.var(dim=1, unbiased=False, keepdim=True) + 1e-5)
     return alpha * normed + beta
 
@@ -67,14 +69,17 @@ def multigrained_uncertainty(
     who = "MultiGrainedUncertainty"
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise RegularizerInputError(f"{who} expects epoch to be a non-negative int, got {epoch!r}")
-    q, t = prepare_views(who, query, target, gather=gather)
+    q, t = common_dtype(*prepare_views(who, query, target, gather=gather))
     with no_autocast(q):
         aug = uncertainty_augment(t, generator, alpha_scale=alpha_scale, beta_scale=beta_scale)
         sigma = aug.std()
         l_u = 0.5 * (torch.exp(-sigma) * _in_batch_ce(q, aug) + sigma)
         l_info = _in_batch_ce(q, t)
         gamma = math.exp(-gamma_scale * epoch / total_epochs)
-        return gamma * l_u + (1.0 - gamma) * l_info
+        value = gamma * l_u + (1.0 - gamma) * l_info
+    if has_data(value) and not bool(torch.isfinite(value.detach())):
+        raise RegularizerInputError(f"{who} produced a non-finite loss ({float(value)}) from finite features: they overflow {q.dtype}")
+    return value
 
 
 @register

@@ -72,7 +72,7 @@ def path_length(
         raise RegularizerInputError(
             f"{WHO} needs inputs that require grad and an output computed from them: call "
             f"inputs.requires_grad_(True) before output = f(inputs)")
-    y = torch.randn(output.shape, dtype=output.dtype, device=output.device, generator=generator)
+    y = torch.randn(output.shape, dtype=torch.float32, device=output.device, generator=generator).to(output.dtype)
     y = y / math.sqrt(math.prod(output.shape[1:]))
     if scale is not None:
         s = torch.as_tensor(scale, dtype=output.dtype, device=output.device)

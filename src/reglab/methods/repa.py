@@ -69,6 +69,7 @@ class REPA(RepresentationRegularizer):
     function = repa
     num_inputs = 2
     default_weight = 0.5
+    takes_embedding_batches = False  # (B, N, D) tokens and a frozen target: its own tests cover them
     _settings = (
         "a few-label classifier instead of a diffusion transformer: a student MLP 64-256-256-10 trained on 10% of "
         "the 8×8 digits labels (Adam, batch 32, 40 epochs, best-validation epoch) with its first hidden layer "

@@ -23,7 +23,7 @@ import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
 from reglab.core.distributed import agree, all_gather_nograd, gather as _gather, is_distributed
-from reglab.ops import check_tensor, hyperparameters, no_autocast, probability
+from reglab.ops import check_tensor, has_data, hyperparameters, no_autocast, probability
 
 __all__ = ["ridg", "RIDG", "RIDGStep"]
 
@@ -73,6 +73,9 @@ def ridg(
     y = all_gather_nograd(labels, sizes=agreed.sizes[1]) if agreed.sizes else labels
     check_tensor(WHO, f, arg="features")  # finite, on the global batch
     y = y.to(f.device)
+    if not has_data(f) or not has_data(y):  # meta / fake tensors: the shape of the result only
+        z = f.sum() * 0.0
+        return RIDGStep(z, torch.zeros(c, c, d, dtype=f.dtype, device=f.device), torch.zeros(c, dtype=torch.bool, device=f.device))
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
         raise RegularizerInputError(f"{WHO} got labels outside [0, {c}) for a classifier with {c} classes")
     if bank is None:
@@ -93,6 +96,8 @@ def ridg(
             bank[cls] = mean if not bool(seen[cls]) else (1.0 - momentum) * bank[cls] + momentum * mean
             seen[cls] = True
             penalty = penalty + (r - bank[cls]).pow(2).sum(dim=2).mean()
+    if not bool(torch.isfinite(penalty.detach())):
+        raise RegularizerInputError(f"{WHO} produced a non-finite penalty ({float(penalty)}) from finite inputs: the rationales overflow {f.dtype}")
     return RIDGStep(penalty, bank, seen)
 
 

@@ -102,6 +102,7 @@ class Structure(RepresentationRegularizer):
     function = structure
     num_inputs = 2
     default_weight = 10.0
+    takes_embedding_batches = False  # aligned vs frozen features of different sizes: its own tests cover them
     claims = (
         Claim(
             "Preserving each unimodal space's neighbourhoods lets frozen encoders be aligned from few pairs "

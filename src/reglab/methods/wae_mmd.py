@@ -56,7 +56,7 @@ def wae_mmd(
     if prior is None:
         assert local is not None
         rows = local.shape[0] if local.ndim else 0
-        prior = torch.randn(rows, d, dtype=zq.dtype, device=zq.device) * prior_scale
+        prior = torch.randn(rows, d, dtype=torch.float32, device=zq.device).to(zq.dtype) * prior_scale
     zp = prepare_batch(who, prior, arg="prior samples", gather=gather)
     if zp.shape[1] != d:
         raise RegularizerInputError(
