@@ -102,6 +102,42 @@ _CALLS = {
     "kl_bottleneck": "mu, logvar = model(x), nn.functional.softplus(model(x)).log()  # an encoder's mean and log-variance\n"
     "z = reglab.functional.gaussian_reparameterize(mu, logvar, training=model.training)\n"
     "loss = nn.functional.cross_entropy(z, y) + reg(mu, logvar)",
+    "wae_mmd": "z = model[0](x)  # a batch of latent codes (n, d_z)\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z)  # λ·MMD(q_Z, N(0, I)); a fresh prior sample per call",
+    "energy_confusion": "features = model[:2](x)  # backbone features\n"
+    "z = model[2](features.detach())  # the official code confuses only the embedding layer (propagate_down: 0)\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z, y)  # + λ·log E over random pairs",
+    "jacobian_nuclear_norm": "h, g = model[:2], model[2:]  # f = g∘h; here f is the whole model\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(x, h, g)  # ≈ η·½(‖J_h‖²_F + ‖J_g‖²_F) ≥ η·‖J_f‖_*",
+    "path_length": "z = torch.randn(32, 8, requires_grad=True)  # a latent input (the sampled noise in Smooth Diffusion)\n"
+    "out = model(z)  # the map whose local variation should be constant\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(out, z)  # λ·mean (‖J^T y‖ − a)², a a running mean (buffer)",
+    "ridg": "features = model[:2](x)  # the classifier's input\n"
+    "loss = nn.functional.cross_entropy(model[2](features), y) + reg(features, y, model[2].weight)  # rationale bank in a buffer",
+    "enveloping": "z, t = model[:2](x), torch.rand(32)  # representations and a continuous target\n"
+    "bins = (t * 8).long()  # 8 target bins, in order\n"
+    "trace = torch.stack([z[bins == b].mean(0) for b in bins.unique()])  # label-ordered centroids\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(trace)  # the trace should cover the sphere",
+    "homogeneity": "z, t = model[:2](x), torch.rand(32)  # representations and a continuous target\n"
+    "bins = (t * 8).long()\n"
+    "trace = torch.stack([z[bins == b].mean(0) for b in bins.unique()])  # label-ordered centroids\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(trace)  # evenly spaced, smooth trace",
+    "glocal_alignment": "projector = nn.Linear(16, 16)\n"
+    "z_masked = model[:2](x * (torch.rand_like(x) > 0.5))  # latents of the masked input\n"
+    "with torch.no_grad():\n    z_complete = model[:2](x)  # latents of the complete input\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(projector(z_masked), z_complete)",
+    "multigrained_uncertainty": "query, target = model[:2](x), model[:2](x + 0.1 * torch.randn_like(x))  # matched pairs\n"
+    "loss = reg(query, target, epoch=0)  # the whole matching loss: γ·aleatoric(perturbed targets) + (1 − γ)·in-batch CE",
+    "mutual_feature_regularization": "saes = [nn.Linear(8, 16) for _ in range(2)]  # the encoders of two parallel SAEs\n"
+    "recon = sum(((e(x).relu() @ e.weight) - x).pow(2).mean() for e in saes)\n"
+    "loss = recon + reg(*[e.weight.t() for e in saes])  # features = columns; Hungarian-matched cosine",
+    "gradient_hinge": "pts = torch.randn(32, 8, requires_grad=True)  # points near the boundary (OReX: near the slices' edges)\n"
+    "field = model(pts)[:, 0]  # the field's value at those points\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(pts, field)  # λ·mean max(‖∇f‖ − α, 0)",
+    "matrix_subspace_projection": "M = nn.Parameter(nn.init.xavier_normal_(torch.empty(4, 16)))  # attributes × code size\n"
+    "opt.add_param_group({'params': [M]})  # M is learned with the model\n"
+    "z, attrs = model[:2](x), nn.functional.one_hot(y, 4).double().float()\n"
+    "loss = nn.functional.cross_entropy(model(x), y) + reg(z, attrs, M)  # ‖zMᵀ − y‖² + ‖yM − z‖²",
     "attention_entropy": "q = k = model[0](x).reshape(32, 2, 8).transpose(0, 1)  # (heads, tokens, dim)\n"
     "attn = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)[None]  # (batch, heads, queries, keys)\n"
     "loss = nn.functional.cross_entropy(model(x), y) + reg(attn)",
@@ -155,6 +191,36 @@ smooth = reglab.create("label_smoothing")
 x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
 targets = smooth(y, num_classes=4)  # (1 - ε)·onehot + ε/C
 loss = reglab.functional.soft_cross_entropy(model(x), targets)
+loss.backward()
+""",
+    "repa": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen = nn.Linear(8, 12).requires_grad_(False)  # a pretrained encoder (DINOv2 in the paper)
+projector = nn.Sequential(nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 12))  # trainable, discarded after training
+repa = reglab.create("repa")  # λ = 0.5
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+hidden = model[:2](x)  # an early/middle layer's hidden states, (B, D) or (B, N, D)
+loss = nn.functional.cross_entropy(model[2](hidden), y) + repa(projector(hidden), frozen(x))
+loss.backward()
+""",
+    "structure": _HEAD + """frozen_img, frozen_txt = torch.randn(64, 12), torch.randn(64, 10)  # frozen unimodal features of 64 pairs
+proj_img, proj_txt = nn.Linear(12, 8), nn.Linear(10, 8)  # the trainable alignment layers
+structure = reglab.create("structure")  # λ = 10, τ = 0.05, one level
+zi = nn.functional.normalize(proj_img(frozen_img), dim=1)
+zt = nn.functional.normalize(proj_txt(frozen_txt), dim=1)
+logits = zi @ zt.T / 0.05
+clip = (nn.functional.cross_entropy(logits, torch.arange(64)) + nn.functional.cross_entropy(logits.T, torch.arange(64))) / 2
+loss = clip + 0.5 * (structure(zi, frozen_img) + structure(zt, frozen_txt))  # keep each space's neighbourhoods
+loss.backward()
+""",
+    "frozen_agreement": _HEAD + """model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+frozen.load_state_dict(model.state_dict()); frozen.requires_grad_(False)  # the pretrained model, kept frozen
+agree = reglab.create("frozen_agreement")  # λ_f = 10, weight 1 (PromptSRC)
+x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+features, logits = model[:2](x), model(x)
+with torch.no_grad():
+    frozen_features, frozen_logits = frozen[:2](x), frozen(x)
+loss = nn.functional.cross_entropy(logits, y) + agree(features, frozen_features, logits, frozen_logits)
 loss.backward()
 """,
     "pskd": _HEAD + """model = nn.Linear(8, 4)

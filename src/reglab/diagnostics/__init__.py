@@ -3,7 +3,7 @@
 Embeddings (a batch ``z`` of shape (n, d)): ``effective_rank``,
 ``rankme``, ``mean_pairwise_cosine``, ``partition_isotropy``,
 ``uniformity``, ``alignment``, ``singular_values``,
-``dead_units``. Models: ``weight_sparsity``, ``group_sparsity``,
+``dead_units``, ``matrix_nuclear_norm``. Models: ``weight_sparsity``, ``group_sparsity``,
 ``orthogonality_error``, ``layer_weight_norms``, ``lipschitz_bound`` (a
 feed-forward net's Lipschitz bound from Gram iteration). ``Monitor``
 records any of them during training.

@@ -23,6 +23,7 @@ __all__ = [
     "uniformity",
     "alignment",
     "dead_units",
+    "matrix_nuclear_norm",
 ]
 
 #: RankMe's ε (Garrido et al. 2023, Eq. 1: p_k = σ_k/‖σ‖₁ + ε, "ε = 1e-7" for float32).
@@ -137,3 +138,34 @@ def dead_units(activations: torch.Tensor, *, tol: float = 0.0) -> float:
     a = check_tensor("dead_units", activations, arg="activations", min_ndim=2).detach()
     per_unit = a.transpose(0, 1).reshape(a.shape[1], -1).abs().amax(dim=1)
     return float((per_unit <= tol).double().mean())
+
+
+def matrix_nuclear_norm(z: torch.Tensor, *, exact: bool = False) -> float:
+    """Matrix Nuclear-Norm (Li et al. 2024, "Large Language Model Evaluation via Matrix
+    Nuclear-Norm", arXiv:2410.10672) of an (n, d) batch of representations, per row.
+
+    As the official code (MLGroupJLU/MatrixNuclearNorm ``code/MNN.py``,
+    ``normalize`` and ``matrix_nuclear_norm``): centre the rows by their mean,
+    scale each row to unit L2 norm, then take the L1,2 approximation of the
+    nuclear norm, the sum of the D = min(n, d) largest column L2 norms (no
+    SVD, O(nd)); divided by n, as the script reports it per token.
+    ``exact=True`` returns the exact nuclear norm (sum of singular values) of
+    the same normalized matrix divided by n, for comparison. Higher = more
+    spread (discriminative and diverse) representations; both at most
+    ``√(min(n, d)/n)`` (unit rows). The L1,2 proxy depends on the basis
+    (column norms): it sees collapse onto coordinate axes, not onto
+    arbitrary directions, unlike the exact value.
+    """
+    x = _embeddings("matrix_nuclear_norm", z, min_rows=2)
+    x = x - x.mean(dim=0, keepdim=True)
+    norms = x.norm(dim=1, keepdim=True)
+    if bool((norms == 0).any()):
+        raise RegularizerInputError(
+            "matrix_nuclear_norm got a row equal to the batch mean (zero norm after centring); "
+            "it needs rows that differ from their mean"
+        )
+    x = x / norms
+    if exact:
+        return float(torch.linalg.svdvals(x).sum()) / x.shape[0]
+    d = min(x.shape)
+    return float(x.norm(dim=0).sort(descending=True).values[:d].sum()) / x.shape[0]

@@ -32,6 +32,7 @@ EMBEDDING_DIAGNOSTICS: dict[str, Callable[[torch.Tensor], float]] = {
     "partition_isotropy": _emb.partition_isotropy,
     "uniformity": _emb.uniformity,
     "dead_units": _emb.dead_units,
+    "matrix_nuclear_norm": _emb.matrix_nuclear_norm,
 }
 MODEL_DIAGNOSTICS: dict[str, Callable[[nn.Module], Any]] = {
     "weight_sparsity": _mod.weight_sparsity,
