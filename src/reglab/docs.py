@@ -3,7 +3,7 @@
 With no argument it rewrites, relative to the current folder, the registry
 table of ``README.md`` and of ``docs/guide/choosing.md`` (each between two
 markers, so it is generated, never hand-edited) and the function list of
-``docs/api/functional.md``, and copies ``docs/bench/verdicts.json`` into the
+``docs/api/functional.md`` and README's "Not shipped" list (from ``docs/coverage.md``), and copies ``docs/bench/verdicts.json`` into the
 package (``reglab/data/verdicts.json``, what ``reglab list`` shows outside a
 bench folder); with file arguments, the registry table of each.
 Tests fail when a page and the registry drift apart.
@@ -132,6 +132,45 @@ def functional_page() -> str:
 SHIPPED_COPY = Path(__file__).parent / "data" / "verdicts.json"
 
 
+#: the README's "Not shipped" list, generated from ``docs/coverage.md`` between these markers
+NOT_SHIPPED_START = "<!-- not-shipped:start -->"
+NOT_SHIPPED_END = "<!-- not-shipped:end -->"
+COVERAGE = Path("docs") / "coverage.md"
+
+
+def not_shipped_block(coverage: str) -> str:
+    """The README's "Not shipped" list: the counts of ``docs/coverage.md`` and its rows that are not
+    pinnable or only partly shipped (the reasons and what is missing are in that file)."""
+    import re
+
+    rows = re.findall(r"^- \*\*([CE]\d+)\*\* (.+?) — (shipped|partly|not a component|not pinnable|duplicate of)\b",
+                      coverage, flags=re.M)
+    counts: dict[str, int] = {}
+    for _, _, status in rows:
+        counts[status] = counts.get(status, 0) + 1
+    order = ("shipped", "partly", "not pinnable", "not a component", "duplicate of")
+    summary = ", ".join(f"{counts.get(s, 0)} {s if s != 'duplicate of' else 'duplicates'}" for s in order)
+    lines = [
+        f"Every technique of the literature catalog has a line in [docs/coverage.md](docs/coverage.md) "
+        f"({len(rows)} rows: {summary}). Not shipped because their exact formulas could not be pinned "
+        "from the papers or the official code (no guesses under a paper's name; what was searched is in that file):",
+        "",
+    ]
+    lines += [f"- **{rid}** {title}" for rid, title, status in rows if status == "not pinnable"]
+    lines += ["", "Partly shipped (the missing part is named there): "
+              + ", ".join(f"{rid}" for rid, _, status in rows if status == "partly") + "."]
+    return "\n".join(lines)
+
+
+def render_not_shipped(text: str, coverage: str) -> str:
+    """``text`` with the block between the not-shipped markers regenerated from ``coverage``."""
+    head, sep, rest = text.partition(NOT_SHIPPED_START)
+    if not sep or NOT_SHIPPED_END not in rest:
+        return text
+    _, _, tail = rest.partition(NOT_SHIPPED_END)
+    return f"{head}{NOT_SHIPPED_START}\n{not_shipped_block(coverage)}\n{NOT_SHIPPED_END}{tail}"
+
+
 def main(argv: list[str] | None = None) -> int:
     import shutil
 
@@ -140,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for p in TABLE_PAGES if p.exists()]
         FUNCTIONAL_PAGE.write_text(functional_page())
     for path in paths:
-        path.write_text(render(path.read_text(), verdicts_beside(path)))
+        text = render(path.read_text(), verdicts_beside(path))
+        if path.name == "README.md" and (path.parent / COVERAGE).exists():
+            text = render_not_shipped(text, (path.parent / COVERAGE).read_text(encoding="utf-8"))
+        path.write_text(text)
     committed = verdicts_beside(paths[0]) if paths else VERDICTS
     if committed.exists():  # the package's copy follows the committed lab run
         shutil.copyfile(committed, SHIPPED_COPY)
