@@ -26,7 +26,7 @@ def _inputs(reg, z, noise=0.3):
 def test_names_cover_the_representation_penalties():
     assert {"vicreg", "vcreg", "barlow_twins", "alignment", "uniformity", "vne", "effective_rank", "dispersive",
             "flops", "l1_activation", "least_volume", "ldreg"} <= set(NAMES)  # fmt: skip
-    assert set(TWO_VIEW) == {"vicreg", "barlow_twins", "alignment", "t_regs", "tico", "cma"}
+    assert set(TWO_VIEW) == {"vicreg", "barlow_twins", "alignment", "t_regs", "tico", "cma", "condition_number_immunization"}
     assert {"attention_entropy", "seqpe", "tcm", "kl_bottleneck"}.isdisjoint(NAMES)  # not embedding batches: their own tests cover them
 
 
@@ -100,10 +100,21 @@ def test_batch_of_one_rejected(name):
         reg(*([z] * reg.num_inputs))
 
 
-@pytest.mark.parametrize("name", TWO_VIEW)
+#: two-input penalties whose inputs are two batches of their own sizes, not two views of one batch
+UNPAIRED = {"condition_number_immunization"}  # the kept task's and the harmful task's features
+
+
+@pytest.mark.parametrize("name", sorted(set(TWO_VIEW) - UNPAIRED))
 def test_views_must_match(name):
     with pytest.raises(RegularizerInputError, match="same shape"):
         reglab.create(name)(torch.randn(4, 3), torch.randn(5, 3))
+
+
+@pytest.mark.parametrize("name", sorted(UNPAIRED))
+def test_unpaired_batches_must_share_their_width(name):
+    reglab.create(name)(torch.randn(6, 3), torch.randn(5, 3))  # different sizes are fine
+    with pytest.raises(RegularizerInputError):
+        reglab.create(name)(torch.randn(6, 3), torch.randn(6, 4))
 
 
 # ------------------------------------------------------- the shared helpers

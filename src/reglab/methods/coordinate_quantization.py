@@ -78,6 +78,7 @@ class CoordinateQuantization(FunctionModule):
     """
 
     name = "coordinate_quantization"
+    takes_embedding_batches = False  # a module applied inside the model, not a penalty on an embedding batch
     kind = "representation"
     form = "transform"
     paper = PAPER

@@ -174,6 +174,7 @@ class NGPTResidual(Registered, Configurable, nn.Module):
     """
 
     name = "ngpt_residual"
+    takes_embedding_batches = False  # a module applied inside the model, not a penalty on an embedding batch
     kind = "representation"
     form = "module"
     formula = "h ← Norm(Norm(h) + |α|⊙(Norm(f(h)) − Norm(h)))"

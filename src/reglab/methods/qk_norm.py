@@ -105,6 +105,7 @@ class QKNorm(Registered, Configurable, nn.Module):
     """
 
     name = "qk_norm"
+    takes_embedding_batches = False  # a module applied inside the model, not a penalty on an embedding batch
     kind = "representation"
     form = "module"
     formula = "q̂, k̂ = Norm(q), Norm(k) over the head dim; softmax(q̂k̂ᵀ/√D_h)"
