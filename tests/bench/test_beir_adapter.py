@@ -89,3 +89,12 @@ def test_claims_on_the_task_name_its_metrics_and_a_failing_control():
         assert ref.claim.datasets == ("scifact",) and ref.claim.paired_over == "seeds"
         if ref.claim.kind == "non-inferiority":
             assert ref.claim.control is not None and ref.claim.control.task_args == {"epochs": 0}
+
+
+def test_bench_task_filter_names_unknown_tasks_and_empty_selections(tmp_path, capsys):
+    from reglab.cli import main
+
+    assert main(["bench", "--quick", "--only", "koleo", "--task", "beir_adaptor", "--out", str(tmp_path)]) == 2
+    assert "unknown lab tasks ['beir_adaptor']" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--only", "l2", "--task", "beir_adapter", "--out", str(tmp_path)]) == 2
+    assert "no claim of the selected names is on the tasks ['beir_adapter']" in capsys.readouterr().err

@@ -227,7 +227,7 @@ def beir_adapter(
             opt.step()
             step_wall.append(time.perf_counter() - t0)
             step_cpu.append(time.process_time() - c0)
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         if not np.isfinite(total):
             raise FloatingPointError(f"beir_adapter: the training loss is not finite at epoch {epoch}")
         loss_curve.append(total / len(pairs))
