@@ -28,9 +28,10 @@ Metrics (test queries, the selected adapter): ``ndcg10`` (exact cosine search, f
 Hamming search with faiss ``IndexBinaryFlat``, no rescoring), ``recall100`` and ``mrr10`` (float32), all by
 trec_eval (``pytrec_eval``); ``val_ndcg10`` and ``epoch`` (the selection); ``nn_distance``: mean distance
 of 1,024 fixed documents to their nearest other document of the corpus, on the unit sphere (what
-spreading regularizers act on). ``units`` holds the three nDCG@10 values per test query. Claims pair the
-arms seed by seed on the mean over the 300 test queries (``paired_over="seeds"``): the per-query pairing
-of the deterministic ``beir`` task would ignore the training randomness that decides a fine-tuned model.
+spreading regularizers act on). Claims pair the arms seed by seed on the mean over the 300 test queries
+(``paired_over="seeds"``): the per-query pairing of the deterministic ``beir`` task would ignore the
+training randomness that decides a fine-tuned model (and would judge one seed's adapter). The per-query
+values are not stored (300 × 3 numbers per run, unused by the verdicts).
 
 Task argument ``epochs`` (default 20; 0 keeps MiniLM itself: the negative control of non-inferiority
 claims). ``quick``: 2 epochs, 60 test queries. Data: as the ``beir`` task (argument ``data``,
@@ -266,7 +267,6 @@ def beir_adapter(
                    epoch=float(best_epoch), nn_distance=_nn_distance(docs_a))  # fmt: skip
     return TaskResult(
         metrics=metrics,
-        units={f"ndcg10{s}": dict(row.per_query["ndcg@10"]) for s, row in rows.items()},
         curves={"val_ndcg10": val_curve, "train_loss": loss_curve, "cpu_seconds": epoch_cpu},
         step_seconds=float(np.mean(step_wall)) if step_wall else float("nan"),
         step_cpu_seconds=float(np.mean(step_cpu)) if step_cpu else float("nan"),
