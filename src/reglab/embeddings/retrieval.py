@@ -79,7 +79,7 @@ MIN_SCORE = 4.0
 _QUERY_CHUNK = 256
 #: OPQ+PQ training (faiss ``OPQMatrix``): rotation/PQ alternations (each first PQ with as many k-means
 #: iterations) and the database sample it is trained on: OPQ is the one slow fit of the comparison
-OPQ_ITERATIONS, OPQ_TRAIN = 10, 2048
+OPQ_ITERATIONS, OPQ_TRAIN = 4, 2048
 
 
 # ---------------------------------------------------------------------------
