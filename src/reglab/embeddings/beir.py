@@ -504,9 +504,10 @@ def describe_beir(report: BeirReport) -> str:
 
     opq = ""
     if any("OPQ" in r.method and not r.failed for r in report.rows):
-        opq = (f" OPQ+PQ: {OPQ_ITERATIONS} rotation/PQ alternations (faiss's default 50) trained on "
-               f"{min(OPQ_TRAIN, report.n_docs):,} of the {report.n_docs:,} documents, to keep its fit within "
-               "seconds; the codes cover every document.")
+        used = min(OPQ_TRAIN, report.n_docs)
+        on = "every document" if used == report.n_docs else f"{used:,} of the {report.n_docs:,} documents"
+        opq = (f" OPQ+PQ: {OPQ_ITERATIONS} rotation/PQ alternations (faiss's default 50), trained on {on}, "
+               "without polysemous training (unused by its search).")
     return (
         f"{report.dataset} ({report.split}): {report.n_queries} queries against {report.n_docs} documents, "
         f"{report.encoder or 'embeddings'} (d = {report.dim}), exact or compressed cosine search of the top 100. "
