@@ -76,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--only", metavar="NAME[,NAME]", help="only the claims of these registered names")
     b.add_argument(
+        "--task", metavar="TASK[,TASK]",
+        help="only the claims on these lab tasks (with --only: those of the names on these tasks)",
+    )  # fmt: skip
+    b.add_argument(
         "--seeds", metavar="N|START:STOP",
         help=f"N seeds from --seed-offset, or the range START..STOP-1 (default {DEFAULT_SEEDS}; {QUICK_SEEDS} with --quick)",
     )  # fmt: skip
@@ -310,9 +314,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         refs = collect_claims(only)
     except (UnknownRegularizerError, ValueError) as e:
         return _err(str(e))
+    if getattr(args, "task", None):
+        from reglab.bench.tasks import TASKS, _load_experiments
+
+        _load_experiments()
+        tasks = [t.strip() for t in args.task.split(",") if t.strip()]
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            return _err(f"--task: unknown lab tasks {unknown} (known: {', '.join(sorted(TASKS))})")
+        refs = [r for r in refs if r.claim.task in tasks]
+        if not refs:
+            return _err(f"no claim of the selected names is on the tasks {tasks}")
     if not refs:
         return _err("no registered regularizer declares a lab claim")
-    if args.quick and only is None:
+    if args.quick and only is None and not getattr(args, "task", None):
         refs = smoke_selection(refs)
     problems = check_claims(refs)
     if problems:

@@ -7,7 +7,7 @@ What a method file needs is re-exported here: ``from reglab.core import Paper, r
 from __future__ import annotations
 
 from reglab.core.errors import RegularizerInputError
-from reglab.core.paper import Baseline, Baselines, Claim, Paper, ssl_claims
+from reglab.core.paper import BEIR_ADAPTER_SETTINGS, Baseline, Baselines, Claim, Paper, ssl_claims
 from reglab.core.registry import Registered, register
 from reglab.core.config import Configurable
 from reglab.core.regularizer import FunctionModule, Penalty, Regularizer, RepresentationRegularizer, WeightRegularizer
@@ -18,6 +18,7 @@ from reglab.core.distributed import all_gather_indexed, all_gather_nograd, gathe
 
 __all__ = [
     "AnchorState",
+    "BEIR_ADAPTER_SETTINGS",
     "Baseline",
     "Baselines",
     "Claim",

@@ -500,12 +500,20 @@ def format_beir_table(report: BeirReport) -> str:
 
 
 def describe_beir(report: BeirReport) -> str:
+    from reglab.embeddings.retrieval import OPQ_ITERATIONS, OPQ_TRAIN
+
+    opq = ""
+    if any("OPQ" in r.method and not r.failed for r in report.rows):
+        used = min(OPQ_TRAIN, report.n_docs)
+        on = "every document" if used == report.n_docs else f"{used:,} of the {report.n_docs:,} documents"
+        opq = (f" OPQ+PQ: {OPQ_ITERATIONS} rotation/PQ alternations (faiss's default 50), trained on {on}, "
+               "without polysemous training (unused by its search).")
     return (
         f"{report.dataset} ({report.split}): {report.n_queries} queries against {report.n_docs} documents, "
         f"{report.encoder or 'embeddings'} (d = {report.dim}), exact or compressed cosine search of the top 100. "
         "Metrics by trec_eval (pytrec_eval); bytes/vector: what each index stores per vector (binary + "
         "rescoring: the code plus the rescoring vectors); queries/CPU s: CPU time of searching every query, "
-        "BLAS and faiss on one thread; fit CPU s: fitting the index on the corpus."
+        "BLAS and faiss on one thread; fit CPU s: fitting the index on the corpus." + opq
     )
 
 

@@ -77,6 +77,9 @@ FAISS_MISSING = "skipped: pip install faiss-cpu"
 #: gold score (of 5) from which an STS pair counts as a query with a relevant item
 MIN_SCORE = 4.0
 _QUERY_CHUNK = 256
+#: OPQ+PQ training (faiss ``OPQMatrix``): rotation/PQ alternations (the first PQ with as many k-means
+#: iterations; faiss: 50 and 40) and the most database vectors it is trained on
+OPQ_ITERATIONS, OPQ_TRAIN = 4, 2048
 
 
 # ---------------------------------------------------------------------------
@@ -275,16 +278,25 @@ class _Faiss(_Method):
             if len(db) < 1000:
                 raise IndexSkipped(f"skipped: OPQ+PQ with 8-bit codes needs ≥ 1000 training vectors, got {len(db)}")
             # OPQ (Ge et al. 2013): a learned rotation before PQ; faiss's factory string, as its docs use it
-            index = faiss.index_factory(d, f"OPQ{m},PQ{m}x8", faiss.METRIC_INNER_PRODUCT)
+            # "np": no polysemous training, which index_factory's PQ does by default (a simulated annealing
+            # of the code order for Hamming pre-filtering, which IndexPQ's ADC search does not use; it was
+            # almost all of OPQ's minutes of fit); the plain PQ row (IndexPQ) never did it
+            index = faiss.index_factory(d, f"OPQ{m},PQ{m}x8np", faiss.METRIC_INNER_PRODUCT)
             faiss.downcast_index(index.index).pq.cp.min_points_per_centroid = 1
             opq = faiss.downcast_VectorTransform(index.chain.at(0))
-            # 10 alternations of rotation and PQ after a 10-iteration initial PQ (faiss: 50 and 40): the
-            # faiss defaults take tens of CPU minutes at d = 384, M = 192 on one thread
-            opq.niter, opq.niter_pq_0 = 10, 10
+            # OPQ_ITERATIONS alternations of rotation and PQ, the first PQ with as many k-means iterations
+            # (faiss: 50 and 40), trained on at most OPQ_TRAIN vectors of the database (faiss's own
+            # OPQMatrix.max_train_points); the codes of every vector are then computed by the trained index
+            opq.niter = opq.niter_pq_0 = OPQ_ITERATIONS
+            train = db
+            if len(db) > OPQ_TRAIN:
+                train = db[np.sort(np.random.default_rng(0).choice(len(db), OPQ_TRAIN, replace=False))]
+            index.train(np.ascontiguousarray(train))
         else:
             qt = {"sq8": faiss.ScalarQuantizer.QT_8bit, "sq4": faiss.ScalarQuantizer.QT_4bit}[self.kind]
             index = faiss.IndexScalarQuantizer(d, qt, faiss.METRIC_INNER_PRODUCT)
-        index.train(db)
+        if self.kind != "opq":
+            index.train(db)
         index.add(db)
         self.index = index
         # the codes only (OPQ's rotation is a per-index constant, like LVQ's mean)
