@@ -60,8 +60,9 @@ class SoftWeightedSuppression(FunctionModule):
     """
 
     name = "soft_weighted_suppression"
-    kind = "embedding"
+    kind = "representation"  # applied to a prompt's token embeddings at inference, not a fitted post-hoc transform
     form = "transform"
+    takes_embedding_batches = False
     paper = PAPER
     formula = "X = UΣVᵀ → U·diag(σ·exp(−α·σ))·Vᵀ"
     function = soft_weighted_suppression
