@@ -31,6 +31,8 @@ def _variant(x: torch.Tensor, case: str) -> torch.Tensor | None:
         x = x.clone(); x.view(-1)[0] = float("nan"); return x  # noqa: E702
     if case == "inf":
         x = x.clone(); x.view(-1)[-1] = float("inf"); return x  # noqa: E702
+    if case in ("empty", "batch of 1") and x.ndim == 0:
+        return None  # a scalar first input (a loss) has no batch to slice
     if case == "empty":
         return x[:0]
     if case == "batch of 1":

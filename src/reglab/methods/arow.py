@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
-from reglab.ops import check_logits
+from reglab.ops import check_logits, has_data
 
 __all__ = ["arow", "ARoW"]
 
@@ -41,7 +41,7 @@ def arow(logits: torch.Tensor, adv_logits: torch.Tensor, y: torch.Tensor) -> tor
     if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.shape != logits.shape[:1]:
         raise RegularizerInputError(f"{WHO} expects integer labels of shape {tuple(logits.shape[:1])}, got "
                                     f"{type(y).__name__ if not isinstance(y, torch.Tensor) else (y.dtype, tuple(y.shape))}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+    if y.numel() and has_data(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
         raise RegularizerInputError(f"{WHO}: labels must lie in [0, {logits.shape[1]})")
     nat = torch.softmax(logits, dim=1)
     adv = torch.softmax(adv_logits, dim=1)

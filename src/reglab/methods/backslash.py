@@ -33,7 +33,7 @@ import torch
 
 from reglab.core import Baseline, Claim, Paper, WeightRegularizer, register
 from reglab.core.paper import Baselines
-from reglab.ops import as_tensors, checked_total, hyperparameters, non_negative, sum_terms
+from reglab.ops import as_tensors, checked_total, hyperparameters, non_negative, require_values, sum_terms
 
 __all__ = ["gg_shape", "backslash", "backslash_global", "BackSlash"]
 
@@ -59,6 +59,7 @@ def gg_shape(w: torch.Tensor | Sequence[torch.Tensor]) -> float:
     """The GG shape ν of the pooled values by moment matching: the grid ν whose
     ``Γ(1/ν)Γ(3/ν)/Γ(2/ν)²`` is nearest ``n·Σw²/(Σ|w|)²`` (BackSlash's lookup)."""
     ws = as_tensors("BackSlash", w)
+    require_values("BackSlash", *ws, arg="weight", needs="the weights' values to fit its shape ν (pass shape=...)")
     n = sum(t.numel() for t in ws)
     sq = sum(float(t.detach().double().pow(2).sum()) for t in ws)
     ab = sum(float(t.detach().double().abs().sum()) for t in ws)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Claim, Paper, RepresentationRegularizer, register
-from reglab.ops import hyperparameters, no_autocast, normalize_rows, positive, prepare_views
+from reglab.ops import common_dtype, hyperparameters, no_autocast, normalize_rows, positive, prepare_views
 
 PAPER = Paper(
     "Enhanced OoD Detection through Cross-Modal Alignment of Multi-Modal Representations",
@@ -42,7 +42,7 @@ def cma(image: torch.Tensor, text: torch.Tensor, *, logit_scale: float = 100.0, 
     text of image i's class prompt). ``gather=True``: under DDP the log-sum-exp
     runs over the global batch (the official code's single DataParallel batch).
     """
-    x, t = prepare_views(WHO, image, text, gather=gather)
+    x, t = common_dtype(*prepare_views(WHO, image, text, gather=gather))
     with no_autocast(x):
         logits = logit_scale * normalize_rows(x) @ normalize_rows(t).T
         per_image = -torch.logsumexp(logits, dim=1)

@@ -35,6 +35,16 @@ PAPER = Paper(
 WHO = "ELLE"
 
 
+def _model_dtype(model: object, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a module computes in (its first floating parameter's), so an input of another precision
+    (a half-precision batch, a float32 batch for a float64 model) is perturbed in the model's; else ``dtype``."""
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return dtype
+
+
 def elle(
     x: torch.Tensor, y: torch.Tensor, model: Callable[[torch.Tensor], torch.Tensor], eps: float = 8 / 255
 ) -> torch.Tensor:
@@ -48,6 +58,7 @@ def elle(
             f"{type(y).__name__ if not isinstance(y, torch.Tensor) else (y.dtype, tuple(y.shape))}"
         )
     check_positive(WHO, "eps", eps)
+    x = x.to(_model_dtype(model, x.dtype))
     bs = x.shape[0]
     x_ab = x.repeat(2, *([1] * (x.ndim - 1)))
     x_ab = x_ab + eps * (2 * torch.rand(x_ab.shape, device=x.device, dtype=x.dtype) - 1)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
-from reglab.ops import check_tensor
+from reglab.ops import check_tensor, require_values
 
 __all__ = ["HessianAlignment"]
 
@@ -40,7 +40,7 @@ def _grad_and_hg(loss: torch.Tensor, params: list[torch.Tensor]) -> tuple[torch.
     grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     flat = torch.cat([g.reshape(-1) for g in grads])
     norm = flat.norm()
-    if float(norm.detach()) == 0.0 or not norm.requires_grad:
+    if not norm.requires_grad or (not norm.is_meta and float(norm.detach()) == 0.0):
         return flat, torch.zeros_like(flat)  # a stationary point: H·0 = 0
     dnorm = torch.autograd.grad(norm, params, create_graph=True, allow_unused=True)
     dnorm = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1) for p, d in zip(params, dnorm)])
@@ -94,6 +94,9 @@ class HessianAlignment(Regularizer):
         ps = [p for p in params if p.requires_grad]
         if not ps:
             raise RegularizerInputError(f"{WHO} got no parameters that require grad")
+        if not all(p.is_meta for p in ps):  # meta losses of real parameters: autograd cannot bring their gradients back
+            require_values(WHO, env_losses, arg="env_losses",
+                           needs="losses with values to differentiate parameters that hold data")
         with torch.enable_grad():
             mean_g, mean_hg = _grad_and_hg(env_losses.mean(), ps)
             total = None
@@ -101,6 +104,6 @@ class HessianAlignment(Regularizer):
                 g, hg = _grad_and_hg(env_losses[e], ps)
                 term = (hg - mean_hg).pow(2).sum() + (g - mean_g).pow(2).sum()
                 total = term if total is None else total + term
-        if not bool(torch.isfinite(total.detach())):
+        if not total.is_meta and not bool(torch.isfinite(total.detach())):
             raise RegularizerInputError(f"{WHO}: the penalty is not finite (NaN/inf gradients of the environments' losses)")
         return total

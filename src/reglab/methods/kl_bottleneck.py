@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Claim, Paper, RegularizerInputError, RepresentationRegularizer, register
-from reglab.ops import check_same_shape, check_tensor, no_autocast
+from reglab.ops import check_same_shape, check_tensor, has_data, no_autocast
 
 PAPER = Paper(
     "Variationally Regularized Graph-based Representation Learning for Electronic Health Records",
@@ -48,7 +48,7 @@ def kl_bottleneck(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         dtype = torch.promote_types(torch.promote_types(mu.dtype, logvar.dtype), torch.float32)
         m, lv = mu.to(dtype), logvar.to(dtype)
         value = 0.5 * (lv.exp() - lv - 1 + m.pow(2)).sum() / m.shape[0]
-    if not bool(torch.isfinite(value.detach())):
+    if has_data(value) and not bool(torch.isfinite(value.detach())):
         raise RegularizerInputError(
             f"{WHO}'s KL overflows {dtype}: logvar up to {float(logvar.detach().max()):.3g} and |mu| up to "
             f"{float(mu.detach().abs().max()):.3g}; clamp the log-variance the encoder outputs"

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from reglab.core import Claim, Paper, PerTensorState, register
+from reglab.core import Claim, Paper, PerTensorState, RegularizerInputError, register
 from reglab.ops import as_tensors, check_tensor, flatten_rows, full_precision, hyperparameters, positive, sum_terms
 
 __all__ = ["sara_nuclear", "SaRANuclear"]
@@ -50,13 +50,13 @@ def sara_nuclear(
     ws = as_tensors("SaRANuclear", w, min_ndim=2)
     anchors = as_tensors("SaRANuclear", anchor, arg="pretrained weight", min_ndim=2)
     if len(anchors) != len(ws):
-        raise ValueError(f"SaRANuclear got {len(ws)} weights but {len(anchors)} pretrained weights")
+        raise RegularizerInputError(f"SaRANuclear got {len(ws)} weights but {len(anchors)} pretrained weights")
     terms = []
     for t, a in zip(ws, anchors):
         check_tensor("SaRANuclear", t, arg="weight")  # LAPACK fails on non-finite input
         check_tensor("SaRANuclear", a, arg="pretrained weight")
         if a.shape != t.shape:
-            raise ValueError(
+            raise RegularizerInputError(
                 f"SaRANuclear expects the pretrained weight with the weight's shape {tuple(t.shape)}, got {tuple(a.shape)}"
             )
         mask = (a.detach().abs() < threshold).to(t.dtype)

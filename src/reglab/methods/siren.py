@@ -80,7 +80,7 @@ def siren_selected_entropy(
     lower = torch.nanquantile(h.detach().float().masked_fill(~mask, float("nan")), quantile, dim=-1, keepdim=True)
     keep = (h.detach() > lower.to(h.dtype)) & mask
     counts = keep.sum(dim=-1)
-    if bool((counts == 0).any()):
+    if not counts.is_meta and bool((counts == 0).any()):  # on the meta device: shapes only
         raise RegularizerInputError(
             "SIREN: a sequence has no token above its entropy quantile (all its response tokens have equal "
             "entropy, or its mask is empty); drop it or pass a lower quantile"
@@ -145,6 +145,8 @@ class SIREN(Regularizer):
 
     def penalty(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         h = siren_selected_entropy(logits, mask, top_p=self.top_p, top_k=self.top_k, quantile=self.quantile)
+        if h.is_meta:  # shape inference on the meta device: no value to anchor to, the anchor is left as it is
+            return (h - self.anchor.to(device=h.device, dtype=h.dtype)) ** 2
         if not bool(self.anchored):
             self.anchor.fill_(float(h.detach()))
             self.anchored.fill_(True)

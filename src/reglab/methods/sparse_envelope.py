@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from reglab.core import Claim, Paper, RegularizerInputError, WeightRegularizer, register
-from reglab.ops import as_tensors, checked_total, integer, hyperparameters, sum_terms
+from reglab.ops import as_tensors, checked_total, integer, hyperparameters, require_values, sum_terms
 
 __all__ = ["sparse_envelope", "sparse_envelope_prox", "SparseEnvelope"]
 
@@ -62,6 +62,8 @@ def _ksupport_sq(w: torch.Tensor, k: int) -> torch.Tensor:
 def sparse_envelope(w: torch.Tensor | Sequence[torch.Tensor], k: int = 1) -> torch.Tensor:
     """SEF ``½(‖w‖^{sp}_k)²`` of each flattened tensor, summed over tensors (Argyriou et al. 2012, Prop. 2.1)."""
     ws = as_tensors(_WHO, w)
+    require_values(_WHO, *ws, arg="weight",
+                   needs="the weights' values (the k-support norm searches their sorted magnitudes)")
     return checked_total(_WHO, sum_terms([0.5 * _ksupport_sq(t, k) for t in ws]), ws)
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from reglab.core import Baseline, Claim, Paper, Regularizer, RegularizerInputError, register
 from reglab.methods.gradient_norm import _check_loss, _gradient_norm, _params_list
-from reglab.ops import check_choice, check_positive
+from reglab.ops import check_choice, check_positive, require_values
 
 __all__ = ["SquaredGradientNorm"]
 
@@ -106,6 +106,8 @@ class SquaredGradientNorm(Regularizer):
             )
         _check_loss(loss, WHO)
         ps = _params_list(params, WHO)
+        if not all(p.is_meta for p in ps):  # a meta loss of real parameters: autograd cannot bring its gradient back
+            require_values(WHO, loss, arg="loss", needs="a loss with values to differentiate parameters that hold data")
         grads = torch.autograd.grad(loss, ps, create_graph=True, allow_unused=True)
         return 0.5 * _gradient_norm(ps, grads, "the gradient of the loss", WHO).pow(2)
 

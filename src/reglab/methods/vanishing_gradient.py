@@ -72,7 +72,7 @@ def vanishing_gradient_penalty(
         ratio = ratio.sqrt()
     term = torch.where(keep, (ratio - 1) ** 2, torch.zeros_like(ratio))
     kept = keep.to(term.dtype).mean(dim=1).sum()
-    if float(kept) == 0.0:
+    if not kept.is_meta and float(kept) == 0.0:  # on the meta device: shapes only
         return (w_hh * 0).sum()  # every error signal vanished below ``bound``: nothing to measure
     return term.mean(dim=1).sum() / kept
 

@@ -27,7 +27,7 @@ __all__ = [
     "RegularizerInputError", "describe", "check_tensor", "check_positive", "check_probability", "check_choice",
     "check_int", "check_same_shape", "check_logits", "check_labels", "check_index", "check_num_classes", "check_table_size",
     "positive", "non_negative", "probability", "unit_interval", "one_of", "integer", "hyperparameters",
-    "flush_checks",
+    "flush_checks", "require_values",
 ]  # fmt: skip
 
 
@@ -108,6 +108,18 @@ def has_data(x: torch.Tensor) -> bool:
     from torch._subclasses.fake_tensor import FakeTensor
 
     return not isinstance(x, FakeTensor)
+
+
+def require_values(who: str, *tensors: object, arg: str = "input", needs: str = "its values") -> None:
+    """Refuse meta tensors where the computation depends on values, not only on shapes (a value-dependent
+    branch, a fit to the data, a search, double backprop): there is no shape-only result to return.
+    Only the meta device: fake tensors under ``torch.compile`` keep their graph-break path."""
+    for x in tensors:
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            raise RegularizerInputError(
+                f"{who} needs {needs}, and its {arg} is a meta tensor of shape {tuple(x.shape)} (no data); "
+                f"call it on tensors that hold values"
+            )
 
 
 def _all_finite(x: torch.Tensor) -> bool:
