@@ -62,6 +62,12 @@ def test_1e20_scale_input_gives_a_finite_gradient_or_a_clear_error(name):
     the float64 one, or an error names the regularizer (forward or backward); never a silent inf."""
     if name == "gradient_norm":
         pytest.skip("takes a loss and parameters (its test below)")
+    if name == "elle":
+        pytest.skip("takes a model: the example's float64 model cannot take the float32 1e20 input (its float32 "
+                    "1e20 case is in test_elle.py)")
+    if name == "vanishing_gradient":
+        pytest.skip("grad_h is a constant (detached by design) and the example's w_hh needs no grad: no graph to "
+                    "backpropagate (its float32 1e20 case is in test_vanishing_gradient.py)")
     inputs = list(example_inputs(name))
     x = inputs[0]
     if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
@@ -198,6 +204,10 @@ def test_post_hoc_transforms_on_the_meta_device_say_so(name):
         pytest.skip("a pipeline hands its input to its steps")
     cls = get(name)
     meta = torch.empty(40, 8, device="meta")
+    if cls.form != "posthoc":  # a differentiable torch module (soft_weighted_suppression): no fit, and the meta
+        out = cls(**getattr(cls, "example_args", {}))(meta)  # device is its shape inference, as for any torch op
+        assert out.device.type == "meta" and out.shape == meta.shape
+        return
     fit_args = {"frequencies": torch.ones(40)} if name == "zipfian_whitening" else {}
     transform = cls(**getattr(cls, "example_args", {}))
     with pytest.raises(reglab.RegularizerInputError, match=rf"{cls.__name__} .*meta device"):

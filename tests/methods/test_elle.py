@@ -102,3 +102,12 @@ def test_bad_inputs():
     with pytest.raises(RegularizerInputError, match="ELLE.*logits"):
         reg(x, y, lambda v: v.sum(dim=1))
     assert reg.weight == 1000.0 and reg.eps == pytest.approx(8 / 255)  # official CIFAR-10 ε = 8/255 setting
+
+
+def test_1e20_scale_float32_input_gives_a_finite_gradient():
+    """The bad-input matrix's 1e20 cell with a float32 model (the generic test's float64 model cannot take it)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+    x = (torch.rand(6, 4) * 1e20).requires_grad_()
+    reglab.create("elle")(x, torch.randint(0, 3, (6,)), net).backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in net.parameters())

@@ -92,3 +92,16 @@ def test_defaults_and_bad_inputs():
         reg(grad_h, h, w[:2])
     with pytest.raises(RegularizerInputError, match="nonlinearity"):
         reglab.create("vanishing_gradient", nonlinearity="gelu")
+
+
+def test_float32_overflow_of_the_squared_norms_is_an_error_not_nan():
+    grad_h, h, w = _rnn_inputs(torch.Generator().manual_seed(2))
+    big = (grad_h * 1e20).float()  # ‖∂E/∂x_t‖² ≈ 1e40: beyond float32
+    w32 = w.float().requires_grad_()
+    with pytest.raises(RegularizerInputError, match="VanishingGradient.*not finite.*float64"):
+        RF.vanishing_gradient_penalty(big, h.float(), w32)  # was a silent NaN
+    w64 = w.clone().requires_grad_()  # float64 holds it, and Ω does not depend on the scale of grad_h
+    value = RF.vanishing_gradient_penalty(big, h, w64)
+    value.backward()
+    assert torch.isfinite(w64.grad).all()
+    assert float(value) == pytest.approx(ref_omega(grad_h, h, w), rel=1e-6)

@@ -17,7 +17,7 @@ import torch
 
 from reglab.core import RegularizerInputError
 
-__all__ = ["as_clouds", "maxsim"]
+__all__ = ["as_clouds", "maxsim", "refuse_meta"]
 
 
 def _one(who: str, x: Any, i: int | None) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
@@ -53,6 +53,16 @@ def _one(who: str, x: Any, i: int | None) -> tuple[np.ndarray, Callable[[np.ndar
     if not np.isfinite(a).all():
         raise RegularizerInputError(f"{who} got NaN/inf token embeddings{where} of shape {a.shape}")
     return a, restore
+
+
+def refuse_meta(who: str, clouds: Any) -> None:
+    """The meta-device check of ``as_clouds`` alone, for a ``fit`` that has nothing to estimate: a meta
+    tensor (a shape without values) is refused there too, not only later in ``transform``."""
+    items = [clouds] if isinstance(clouds, torch.Tensor) else clouds if isinstance(clouds, (list, tuple)) else []
+    for i, x in enumerate(items):
+        if isinstance(x, torch.Tensor) and x.device.type == "meta":
+            where = "" if isinstance(clouds, torch.Tensor) else f" (document {i})"
+            raise RegularizerInputError(f"{who} got token embeddings{where} on the meta device (no values)")
 
 
 def as_clouds(who: str, clouds: Any) -> tuple[list[np.ndarray], list[Callable[[np.ndarray], Any]], bool]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from reglab.core import Claim, Paper, RegularizerInputError, register
 from reglab.embeddings.base import EmbeddingTransform
-from reglab.embeddings.multivector import as_clouds
+from reglab.embeddings.multivector import as_clouds, refuse_meta
 
 __all__ = ["MUVERA", "fde"]
 
@@ -171,7 +171,9 @@ class MUVERA(EmbeddingTransform):
         self.final_dimension = final_dimension
 
     def fit(self, x: Any = None, y: Any = None, **fit_params: Any) -> MUVERA:
-        """Nothing to estimate (the random matrices come from the seed)."""
+        """Nothing to estimate (the random matrices come from the seed). Meta-device input is refused, as by
+        ``transform``."""
+        refuse_meta(self._who, x)
         return self
 
     def transform(self, clouds: Any, query: bool = False) -> Any:

@@ -31,7 +31,7 @@ import numpy as np
 
 from reglab.core import Claim, Paper, RegularizerInputError, register
 from reglab.embeddings.base import EmbeddingTransform
-from reglab.embeddings.multivector import as_clouds
+from reglab.embeddings.multivector import as_clouds, refuse_meta
 
 __all__ = ["TokenPooling", "pool_tokens"]
 
@@ -93,7 +93,8 @@ class TokenPooling(EmbeddingTransform):
         self.protected_tokens = protected_tokens
 
     def fit(self, x: Any = None, y: Any = None, **fit_params: Any) -> TokenPooling:
-        """Nothing to estimate."""
+        """Nothing to estimate. Meta-device input is refused, as by ``transform``."""
+        refuse_meta(self._who, x)
         return self
 
     def transform(self, docs: Any) -> Any:

@@ -45,8 +45,10 @@ def arow(logits: torch.Tensor, adv_logits: torch.Tensor, y: torch.Tensor) -> tor
         raise RegularizerInputError(f"{WHO}: labels must lie in [0, {logits.shape[1]})")
     nat = torch.softmax(logits, dim=1)
     adv = torch.softmax(adv_logits, dim=1)
-    # F.kl_div(log q, p) = Σ p (log p − log q), with 0·log 0 = 0 as torch's xlogy
-    kl = (torch.special.xlogy(nat, nat) - nat * (adv + 1e-12).log()).sum(dim=1)
+    # F.kl_div(log q, p) = Σ p (log p − log q), with 0·log 0 = 0 as torch's xlogy; log p taken at 1 where p
+    # underflows to 0 (far-apart or 1e20-scale logits), so the gradient there is 0, not 0·(−inf) = NaN
+    nat_log = torch.where(nat > 0, nat, torch.ones_like(nat)).log()
+    kl = (nat * nat_log - nat * (adv + 1e-12).log()).sum(dim=1)
     true_adv = adv.gather(1, y.long()[:, None])[:, 0]
     return (kl * (1 - true_adv)).mean()
 

@@ -34,9 +34,15 @@ PAPER = Paper(
 WHO = "HessianAlignment"
 
 
-def _grad_and_hg(loss: torch.Tensor, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(g, H·g) flattened over ``params``, with graphs: H·g = ‖g‖·∇‖g‖."""
+def _grad_and_hg(
+    loss: torch.Tensor, params: list[torch.Tensor], check: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g, H·g) flattened over ``params``, with graphs: H·g = ‖g‖·∇‖g‖; with ``check``, an error when no
+    gradient reaches any parameter (losses not computed through them)."""
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    if check and all(g is None for g in grads):
+        raise RegularizerInputError(f"{WHO}: the environments' losses do not depend on the given head parameters "
+                                    f"(no gradient reaches any of them; pass the losses computed through the head)")
     grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
     flat = torch.cat([g.reshape(-1) for g in grads])
     norm = flat.norm()
@@ -98,7 +104,7 @@ class HessianAlignment(Regularizer):
             require_values(WHO, env_losses, arg="env_losses",
                            needs="losses with values to differentiate parameters that hold data")
         with torch.enable_grad():
-            mean_g, mean_hg = _grad_and_hg(env_losses.mean(), ps)
+            mean_g, mean_hg = _grad_and_hg(env_losses.mean(), ps, check=True)
             total = None
             for e in range(env_losses.shape[0]):
                 g, hg = _grad_and_hg(env_losses[e], ps)
