@@ -75,7 +75,7 @@ def vanishing_gradient_penalty(
     if not kept.is_meta and float(kept) == 0.0:  # on the meta device: shapes only
         return (w_hh * 0).sum()  # every error signal vanished below ``bound``: nothing to measure
     out = term.mean(dim=1).sum() / kept
-    if not bool(torch.isfinite(out.detach())):
+    if not out.is_meta and not bool(torch.isfinite(out.detach())):
         raise RegularizerInputError(
             f"{WHO}: Ω is not finite: the squared norms of grad_h (largest |entry| "
             f"{float(grad_h.detach().abs().max()):.3g}) overflow {w_hh.dtype}; pass float64 w_hh or rescale grad_h "
