@@ -53,6 +53,17 @@ class WrappedOptimizer(Registered, Configurable, torch.optim.Optimizer):
     def _params_with_grad(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.grad is not None]
 
+    def _checked_closure_loss(self, closure: Any, when: str) -> Any:
+        """The loss of ``closure`` (evaluated with gradients on; None without a closure), after refusing
+        meta parameters and a non-finite loss, weight or gradient (``when`` names the stage)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._refuse_meta()
+        self._refuse_nonfinite(loss, when=when)
+        return loss
+
     # ---------------------------------------------------------------- refusals
     def _refuse_meta(self) -> None:
         """A clear error for parameters on the meta device (a shape, no values): nothing to step."""

@@ -160,12 +160,7 @@ class AdamP(WrappedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._refuse_meta()
-        self._refuse_nonfinite(loss, when="before the step")
+        loss = self._checked_closure_loss(closure, when="before the step")
         plan = []  # (param, weight before, the view that passed or None, decoupled decay coefficient)
         decays = []
         for group in self.param_groups:

@@ -146,12 +146,7 @@ class HypersphereProjection(WrappedOptimizer):
             p.copy_(unit)
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None):  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._refuse_meta()
-        self._refuse_nonfinite(loss, when="before the step")
+        loss = self._checked_closure_loss(closure, when="before the step")
         self.base_optimizer.step()
         self.project()
         return loss
