@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from reglab.bench.experiments.open_world_metric import open_world_scores
@@ -32,6 +33,26 @@ def test_runs_quick_with_tcm_and_without():
         assert set(res.metrics) == {"recall_at_1", "threshold_inconsistency"}
         assert all(math.isfinite(v) for v in res.metrics.values())
         assert res.setup["selection"] and res.setup["model"]
+
+
+def test_energy_confusion_runs_on_the_detached_embedding_layer():
+    task = get_task("open_world_metric")
+    res = task({"name": "energy_confusion"}, seed=0, quick=True, detached_embedding_layer=True)
+    assert all(math.isfinite(v) for v in res.metrics.values())
+    assert "detached" in res.setup["penalty"]
+    with pytest.raises(ValueError, match="needs an arm"):
+        task(None, seed=0, quick=True, detached_embedding_layer=True)
+
+
+def test_a_baseline_argument_of_none_drops_the_claims_argument():
+    from reglab.bench.suite import collect_claims
+
+    (ref,) = collect_claims(["energy_confusion"])
+    runs = ref.runs("digits", 200, quick=False)
+    assert runs[0].task_args == {"detached_embedding_layer": True}
+    assert all(r.task_args == {} for r in runs[1:])  # the plain and uniformity runs tcm's claims also use
+    (tcm_plain,) = [r for r in collect_claims(["tcm"])[0].runs("digits", 200, False) if r.arm is None]
+    assert runs[1].key == tcm_plain.key
 
 
 def test_feature_compression_runs_quick_with_each_bottleneck():

@@ -250,6 +250,35 @@ def test_raw_ndcg_equals_an_independent_computation(tmp_path):
     assert enc.calls == 2  # corpus + queries, once
 
 
+def test_concurrent_callers_encode_once(tmp_path):
+    """Callers asking for the same encodings at once wait on the cache entry's lock: one encodes, the rest
+    read its file (the lab's workers start the beir and beir_adapter tasks together)."""
+    import threading
+
+    gate, release = threading.Event(), threading.Event()
+
+    class Slow(HashEncoder):
+        def encode(self, texts):
+            gate.set()  # the first caller holds the lock now
+            release.wait(30)
+            return super().encode(texts)
+
+    write_beir(tmp_path)
+    data = B.load_beir(tmp_path)
+    enc = Slow()
+    out: list = []
+    first = threading.Thread(target=lambda: out.append(B.encode_beir(data, enc, cache_dir=tmp_path / "c")))
+    first.start()
+    assert gate.wait(30)
+    second = threading.Thread(target=lambda: out.append(B.encode_beir(data, enc, cache_dir=tmp_path / "c")))
+    second.start()
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert len(out) == 2 and enc.calls == 2  # corpus + queries, once, for both callers
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+
+
 @needs_trec_eval
 def test_a_failing_method_is_reported_and_the_rest_stands(tmp_path):
     write_beir(tmp_path)

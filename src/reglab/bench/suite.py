@@ -82,7 +82,7 @@ class ClaimRef:
         return RunSpec(self.claim.task, dict(self.claim.task_args), self.arm(), self._seed(seed), quick, dataset)
 
     def baseline_run(self, baseline: Baseline, dataset: str, seed: int, quick: bool) -> RunSpec:
-        args = {**self.claim.task_args, **baseline.task_args}
+        args = {k: v for k, v in {**self.claim.task_args, **baseline.task_args}.items() if v is not None}
         return RunSpec(self.claim.task, args, baseline.arm, self._seed(seed), quick, dataset)
 
     def runs(self, dataset: str, seed: int, quick: bool) -> list[RunSpec]:

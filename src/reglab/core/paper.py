@@ -39,7 +39,7 @@ class Baseline:
 
     ``arm`` is a ``get_config``-style dict (None: the task without any
     regularizer). ``task_args`` override the claim's task arguments for this
-    arm; ``metric`` reads another metric of the baseline's run (e.g. the
+    arm (a value ``None`` drops the claim's argument: the task's default); ``metric`` reads another metric of the baseline's run (e.g. the
     temperature-scaled ECE of the plain run), default the claim's. ``why``
     says why a practitioner would use it instead.
     """

@@ -35,14 +35,16 @@ is re-encoded, an unchanged one never is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,22 +347,52 @@ def _encode_cached(encoder: Any, texts: list[str], file_hash: str, what: str, ca
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.name)[:60]
         # v1: the text recipe (title + " " + text, stripped); bump it when the recipe changes
         path = cache / f"{slug}-{model}" / f"{what}-v1-{file_hash[:24]}.npy"
-        if path.is_file():
-            try:
-                vecs = np.load(path)
-                if vecs.shape[0] == len(texts):
-                    return vecs
-            except (OSError, ValueError):  # a torn write: encode again
-                pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One encoder per cache entry: processes that want the same encodings at once (the lab's workers
+        # starting the beir and beir_adapter tasks together) wait for the first instead of each spending
+        # minutes of CPU on the same corpus.
+        with _file_lock(path.with_suffix(".lock")):
+            vecs = _load_cached(path, len(texts))
+            if vecs is None:
+                vecs = _encode_checked(encoder, texts)
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npy")
+                np.save(tmp, vecs)
+                os.replace(tmp, path)
+            return vecs
+    return _encode_checked(encoder, texts)
+
+
+def _load_cached(path: Path, rows: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        vecs = np.load(path)
+    except (OSError, ValueError):  # a torn write: encode again
+        return None
+    return vecs if vecs.shape[0] == rows else None
+
+
+def _encode_checked(encoder: Any, texts: list[str]) -> np.ndarray:
     vecs = np.asarray(encoder.encode(texts), dtype=np.float32)
     if vecs.ndim != 2 or vecs.shape[0] != len(texts):
         raise ValueError(f"encoder {encoder.name!r} returned shape {vecs.shape} for {len(texts)} texts")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vecs)
-        os.replace(tmp, path)
     return vecs
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no cross-process lock, at worst two processes encode the same texts
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def encode_beir(
