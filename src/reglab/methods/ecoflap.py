@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reglab.core import Claim, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Paper, RegularizerInputError, register
 from reglab.core.config import Configurable
 from reglab.core.registry import Registered
 from reglab.ops import check_probability, check_tensor, hyperparameters, integer, positive, probability
@@ -215,6 +215,47 @@ def ecoflap_(
     return s
 
 
+def _claim(sparsity: float, why: str) -> Claim:
+    """ECoFLaP against uniform-sparsity Wanda and magnitude at the same overall sparsity, one-shot."""
+    arm = {} if sparsity == 0.5 else {"sparsity": sparsity}
+    run = {"name": "ecoflap", **arm}
+    return Claim(
+        f"ECoFLaP's globally informed layer sparsities with local Wanda pruning keep more test accuracy than "
+        f"uniform-sparsity Wanda and magnitude pruning at the same overall sparsity ({sparsity:.0%}), one-shot "
+        f"without retraining (Sung et al. 2024, Tables 1-3)",
+        task="posthoc_pruning", metric="accuracy", direction="higher", kind="superiority",
+        arm=arm, task_args={"depth": 2},
+        min_effect=0.01,
+        min_effect_reason="one point of test accuracy (5 of the 540 digits test images, 9 of 899 on digits_half): "
+        "less would not pay for the zeroth-order scoring pass",
+        baselines=(
+            Baseline(
+                "uniform Wanda at ECoFLaP's overall sparsity", run, metric="wanda_uniform_accuracy",
+                why="the paper's main comparison: the same local score (|W|·‖X‖ per output row) with every layer "
+                "at the same sparsity, from the same dense model and calibration data (computed in the same run)",
+            ),
+            Baseline(
+                "layer-wise magnitude at ECoFLaP's overall sparsity", run, metric="magnitude_uniform_accuracy",
+                why="the data-free one-shot pruner a practitioner tries first, every layer at the same sparsity",
+            ),
+        ),
+        datasets=("digits", "digits_half"),
+        settings=f"target sparsity {sparsity:g} ({why}); an MLP 64-128-128-10 (two hidden ReLU layers: three "
+        "Linear groups to allocate sparsity over) trained densely on digits (Adam 1e-3, batch 64, 30 epochs, the "
+        "epoch picked on validation accuracy) instead of BLIP-2, InstructBLIP, EVA-CLIP or LLaMA, whose many "
+        "blocks differ far more in importance; the official zeroth-order recipe (ε = 1e-3, one noise per batch, "
+        "max sparsity per layer = target + 0.1, one group per nn.Linear, the official 'layer' granularity, "
+        "layers pruned in forward order on the pruned network's inputs); calibration on the whole training "
+        "split in batches of 128 (the loss is the cross-entropy on those batches) instead of the paper's "
+        "image-text calibration samples; the method's own noise seed (0) for every run seed; the uniform "
+        "baselines are pruned in the same run from the same dense model at ECoFLaP's achieved overall sparsity "
+        "ŝ (round(in·ŝ) per row for Wanda, round(n·ŝ) per layer for magnitude), so the pairing is exact; no "
+        "retraining for any arm; nothing tuned (developed on seeds 0-2)",
+        source="Sung et al. 2024, Sec. 4, Tables 1-3 (BLIP-2, InstructBLIP, EVA-CLIP, LLaMA: ECoFLaP vs Wanda "
+        "with uniform sparsity, one-shot)",
+    )
+
+
 @register
 class ECoFLaP(Registered, Configurable):
     """ECoFLaP: zeroth-order layer importance → per-layer sparsities → Wanda pruning, one shot, no retraining.
@@ -234,16 +275,11 @@ class ECoFLaP(Registered, Configurable):
                "per row drop ⌊in·s_g⌋ smallest |W_ij|·‖X_j‖")
     function = ecoflap_
     claims = (
-        Claim(
-            "Layer-wise sparsities from ECoFLaP's global zeroth-order scores beat uniform Wanda sparsity at "
-            "the same total sparsity, without retraining (Sung et al. 2024, Tables 1-3)",
-            task="pruning", metric="accuracy_at_90", direction="higher",
-            testable=False,
-            untestable_reason="the lab's pruning task fine-tunes every arm after pruning and has no one-shot "
-            "post-training pruning protocol; the paper's effect is on billion-parameter vision-language models "
-            "whose layers differ widely in importance; a new task was not added within this issue's time",
-            source="Sung et al. 2024, Sec. 4, Tables 1-3 (BLIP-2, InstructBLIP, EVA-CLIP, LLaMA)",
-        ),
+        _claim(0.5, "the class default; the paper's main tables compare at 50% unstructured sparsity, not re-checked "
+               "here"),
+        _claim(0.7, "the 'high-sparsity regime' where the paper places its gains: on dev seeds 0-2 uniform Wanda "
+               "loses 0-3 points of the dense accuracy at 0.5 here and 14-60 at 0.7, layer-wise magnitude 0-2 and "
+               "3-10; chosen on those baseline losses (ECoFLaP's dev runs were seen too)"),
     )
 
     def __call__(self, model: nn.Module, batches: Sequence[Any], loss_fn: Callable) -> list[float]:

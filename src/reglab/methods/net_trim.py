@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reglab.core import Claim, Paper, RegularizerInputError, register
+from reglab.core import Baseline, Claim, Paper, RegularizerInputError, register
 from reglab.core.config import Configurable
 from reglab.core.registry import Registered
 from reglab.ops import check_tensor, hyperparameters, integer, positive
@@ -150,15 +150,51 @@ class NetTrim(Registered, Configurable):
     function = net_trim_
     claims = (
         Claim(
-            "Net-Trim keeps more accuracy than magnitude thresholding at the same number of non-zeros, without "
-            "retraining (Aghasi et al. 2020, Sec. 6: Net-Trim vs hard thresholding)",
-            task="pruning", metric="accuracy_at_90", direction="higher",
-            testable=False,
-            untestable_reason="the lab's pruning task prunes to fixed sparsities and fine-tunes every arm; "
-            "Net-Trim's sparsity follows from ε and the paper compares without retraining at matched "
-            "non-zeros per layer, which needs its own task (an accuracy-vs-non-zeros curve), not added within "
-            "this issue's time and CPU budget (the ADMM costs seconds per layer on CPU)",
-            source="Aghasi et al. 2020, Sec. 6 (MNIST FC and LeNet, Figs. 4-6)",
+            "Net-Trim keeps more test accuracy than magnitude pruning at the same number of non-zero weights, "
+            "one-shot after training, without retraining (Aghasi et al. 2020, Sec. 6: Net-Trim vs hard "
+            "thresholding)",
+            task="posthoc_pruning", metric="accuracy", direction="higher", kind="superiority",
+            min_effect=0.01,
+            min_effect_reason="one point of test accuracy (5 of the 540 digits test images, 9 of 899 on "
+            "digits_half): less would not pay for a convex program per layer (seconds of ADMM) against a sort",
+            baselines=(
+                Baseline(
+                    "magnitude at Net-Trim's per-layer non-zeros", {"name": "net_trim"},
+                    metric="magnitude_matched_accuracy",
+                    why="the paper's comparison: each layer hard-thresholded to the number of non-zero weights "
+                    "Net-Trim left in it, from the same dense model (computed in the same run)",
+                ),
+                Baseline(
+                    "layer-wise magnitude at Net-Trim's overall sparsity", {"name": "net_trim"},
+                    metric="magnitude_uniform_accuracy",
+                    why="the same total of non-zero weights spread evenly over the layers: the simplest one-shot "
+                    "pruning a practitioner would use",
+                ),
+                Baseline(
+                    "uniform Wanda at Net-Trim's overall sparsity", {"name": "net_trim"},
+                    metric="wanda_uniform_accuracy",
+                    why="the standard calibration-based one-shot pruner (|W|·‖X‖ per output row) on the same "
+                    "calibration data, at the same total of non-zero weights",
+                ),
+            ),
+            datasets=("digits",),
+            settings="digits only (digits_half would add about 100 s of CPU over 20 seeds to the lab); an MLP 64-128-10 (one hidden ReLU layer) trained densely on digits (Adam 1e-3, batch 64, "
+            "30 epochs, the epoch picked on validation accuracy) instead of the paper's MNIST FC networks and "
+            "LeNet: one hidden layer keeps the ADMM (about 5-8 s of CPU per run, most of it the output layer's "
+            "sparse least squares) within the lab's budget; Net-Trim at the class defaults (ε = 0.05·‖Y‖_F per "
+            "layer, inside the official script's sweep 0.01-0.7; ρ = 100; at most 10,000 iterations; parallel "
+            "Net-Trim; calibration on the whole training split as in nettrim_evaluation.py); one ε instead of "
+            "the paper's accuracy-vs-non-zeros curve: Net-Trim's sparsity follows from ε (about 50% of the "
+            "first layer's and 80-85% of the output layer's weights on dev seeds), so the task prunes the "
+            "comparison models to the non-zeros Net-Trim left, in the same run from the same dense model (an "
+            "exact pairing: a baseline reads another metric of the Net-Trim run); Net-Trim refits the kept "
+            "weights and the biases (its program), the baselines keep the dense values and dense biases; "
+            "non-zeros count the Linear weights only (biases excluded on both sides); the uniform baselines "
+            "zero round(n·ŝ) weights per layer (magnitude) or round(in·ŝ) per row (Wanda, layers in forward "
+            "order on the pruned network's inputs) at Net-Trim's overall sparsity ŝ; no retraining for any "
+            "arm; nothing tuned (developed on seeds 0-2)",
+            source="Aghasi et al. 2020, Sec. 6 (MNIST FC and LeNet, Figs. 4-6: Net-Trim vs hard thresholding "
+            "without retraining)",
         ),
     )
 
