@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from reglab.core import Claim, Paper, Regularizer, RegularizerInputError, register
+from reglab.core.paper import Baseline, Tuned, Tuning
 from reglab.core.distributed import agree, all_gather_nograd, is_distributed
 from reglab.ops import check_tensor, checked_total, has_data, no_autocast
 
@@ -86,6 +87,13 @@ def mba_l2(weight: torch.Tensor, ids: torch.Tensor, counts: torch.Tensor, *, gat
     return checked_total(who, value, [weight], arg="embedding table")
 
 
+#: the sparse_ids claim's λ grids, picked on dev seeds 0-2 of both datasets by mean validation AUC (zipf1.0, zipf1.2)
+MBA_GRID, MBA_LAMBDA = (0.03, 0.1, 0.3, 1.0), 0.1
+MBA_VALS = "0.7709, 0.7715, 0.7711, 0.7651"
+L2_GRID, L2_LAMBDA = (3e-4, 1e-3, 3e-3, 1e-2), 3e-3
+L2_VALS = "0.7707, 0.7713, 0.7716, 0.7699"
+
+
 @register
 class MBA(Regularizer):
     """Mini-batch aware L2 of DIN: ``Σ_{j in batch} ‖w_j‖²/n_j`` on an embedding table.
@@ -115,13 +123,40 @@ class MBA(Regularizer):
     default_weight = 0.01
     claims = (
         Claim(
-            "MBA regularization improves test AUC over no regularization and over dense L2 on the embedding table "
-            "(large sparse CTR data)",
-            testable=False,
-            untestable_reason="the lab has no task with an embedding table over sparse ids (CTR data with "
-            "long-tailed feature frequencies); the digits and BEIR tasks have no feature ids to count, and a "
-            "synthetic CTR task would have to be built and calibrated for this one claim",
-            source="Zhou et al. 2018, Sec. 6.5 and Table 4 (MBA vs no regularization, dropout, filtering, "
-            "DiFacto-style L2 on Alibaba data)",
+            "MBA regularization of the embedding table improves test AUC on click-through data with long-tailed "
+            "sparse ids, over no regularization and over dense L2 on the whole table",
+            task="sparse_ids", metric="test_auc", direction="higher", kind="superiority", role="outcome",
+            arm={"name": "mba", "weight": MBA_LAMBDA},
+            min_effect=0.002, min_effect_reason="0.002 AUC: CTR work counts gains of a few thousandths of AUC as "
+            "meaningful (the paper's regularizers differ by under 0.01 AUC), and less is within what a different "
+            "selected epoch moves",
+            baselines=(
+                Baseline("no regularizer (epoch selected on validation AUC)",
+                         why="early stopping, the free remedy for the overfitting after the first epochs"),
+                Baseline(f"dense L2 on the whole embedding table (λ = {L2_LAMBDA:g})", {"name": "l2", "weight": L2_LAMBDA},
+                         why="the plain regularizer MBA approximates (the paper: too costly at its scale, not here)"),
+            ),
+            datasets=("zipf1.0", "zipf1.2"),
+            settings="synthetic CTR data instead of the paper's Alibaba, Amazon and MovieLens logs (the lab task "
+            "sparse_ids: 40,000 records of a Zipf-distributed user id (20,000 ids), item id (5,000) and a uniform "
+            "context slot (24), clicks drawn from a hidden logistic model with per-id effects and a rank-4 "
+            "user-item interaction; two Zipf exponents as the datasets); a small Embedding&MLP (d = 8 per field, MLP "
+            "24-64-1) instead of DIN's attention network; Adam lr 1e-3, batch 256, 8 epochs instead of the "
+            "paper's SGD; the log-loss is the batch mean, so λ is on that scale; the epoch with the best validation "
+            "AUC is scored (the paper reports each regularizer's best test AUC over its training curve); n_j counted "
+            "on the training split; dense L2 is ½λ‖W‖² on the whole table every step; the paper's dropout and "
+            "DiFacto baselines are not run, nor is its frequency filter (the task's min_count, rare ids sharing one "
+            "row per field): on the dev seeds it at best matched no regularization (min_count 2, 3, 5, 10: mean "
+            "val_auc 0.7703, 0.7685, 0.7651, 0.7616; none 0.7700, dense L2 0.7716), so dense L2 is the strongest "
+            "simple alternative",
+            source="Zhou et al. 2018, Sec. 6.5 and Fig. 4 with its table of best AUCs (MBA vs no regularization, "
+            "dropout, filtering and DiFacto-style L2 on the Alibaba data)",
+            tuning=Tuning(
+                arm=Tuned("weight λ", MBA_GRID, MBA_LAMBDA, f"dev seeds 0-2, both datasets, mean val_auc ({MBA_VALS})"),
+                baselines=(
+                    (f"dense L2 on the whole embedding table (λ = {L2_LAMBDA:g})",
+                     Tuned("weight λ", L2_GRID, L2_LAMBDA, f"the same seeds and datasets, mean val_auc ({L2_VALS})")),
+                ),
+            ),
         ),
     )
