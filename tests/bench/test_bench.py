@@ -652,3 +652,44 @@ def test_a_second_bench_on_the_same_out_refuses_naming_the_folder_and_the_holder
         pass
     with runner.lock_folder(out):
         pass
+
+
+def test_queue_starts_one_run_per_shared_cache_and_keeps_the_set():
+    from reglab.bench.runner import RunSpec
+    from reglab.bench.suite import queue_order
+
+    specs = [
+        RunSpec("beir", {"index": "exact"}, None, 0, False, "scifact"),
+        RunSpec("beir", {}, {"name": "lvq"}, 0, False, "scifact"),
+        RunSpec("clean_classification", {}, None, 200, False, "digits"),
+        RunSpec("beir_adapter", {}, None, 200, False, "scifact"),
+        RunSpec("sts", {"encoder": "minilm"}, None, 0, False, "sts"),
+        RunSpec("clean_classification", {}, None, 201, False, "digits"),
+    ]
+    order = queue_order(specs)
+    assert sorted(s.key for s in order) == sorted(s.key for s in specs)
+    assert [s.task for s in order] == ["beir", "sts", "clean_classification", "clean_classification", "beir",
+                                       "beir_adapter"]
+    # a group whose first run is stored starts its first run not stored
+    order = queue_order(specs, done=lambda key: key == specs[0].key)
+    assert order[0] is specs[1] and order[-2] is specs[0]
+
+
+def test_the_full_run_skips_the_budget_cuts_and_lists_them():
+    from reglab.bench.suite import BUDGET_CUTS, apply_budget, collect_claims
+
+    refs = collect_claims()
+    kept, cut = apply_budget(refs)
+    assert all("digits_half" not in r.claim.datasets for r in kept)
+    assert not any(r.id in ("lq#1", "cel0#1", "scad#1", "wae_mmd#3") for r in kept)
+    elr2 = [r for r in kept if r.id == "elr#2"]
+    assert elr2 and "mnist1d" not in elr2[0].claim.datasets and "digits" in elr2[0].claim.datasets
+    # every declared cell is either kept or listed with its reason, never silently dropped
+    declared = {(r.id, d) for r in refs for d in r.claim.datasets}
+    kept_cells = {(r.id, d) for r in kept for d in r.claim.datasets}
+    assert kept_cells | {(i, d) for i, d, _ in cut} == declared and not kept_cells & {(i, d) for i, d, _ in cut}
+    assert all(why for _, _, why in cut)
+    # every cut names a claim or dataset that exists
+    ids = {r.id for r in refs} | {"*"}
+    datasets = {d for r in refs for d in r.claim.datasets} | {"*"}
+    assert all(i in ids and d in datasets for i, d in BUDGET_CUTS)

@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default ./{DEFAULT_OUT})")
     b.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: the available cores)")
     b.add_argument("--rerun", action="store_true", help="run everything again, even runs already in results.jsonl")
+    b.add_argument("--full", action="store_true",
+                   help="also the claim × dataset cells the full run skips to fit its 60-minute budget "
+                   "(reglab.bench.suite.BUDGET_CUTS; the report lists them); --only always runs every cell")
     _backend_args(b)
     b.set_defaults(func=cmd_bench)
 
@@ -298,7 +301,7 @@ class _StageProgress:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from reglab.bench.runner import default_jobs
-    from reglab.bench.suite import check_claims, collect_claims, smoke_selection
+    from reglab.bench.suite import apply_budget, check_claims, collect_claims, smoke_selection
     from reglab.core.errors import UnknownRegularizerError
 
     try:
@@ -327,8 +330,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return _err(f"no claim of the selected names is on the tasks {tasks}")
     if not refs:
         return _err("no registered regularizer declares a lab claim")
+    cut: list[tuple[str, str, str]] = []
     if args.quick and only is None and not getattr(args, "task", None):
         refs = smoke_selection(refs)
+    elif only is None and not getattr(args, "full", False):
+        refs, cut = apply_budget(refs)
+        if not refs:
+            return _err("every selected claim is cut for the lab's budget; run with --full")
     problems = check_claims(refs)
     if problems:
         return _err("claims that cannot be tested as declared:\n  " + "\n  ".join(problems))
@@ -339,16 +347,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         with lock_folder(args.out):  # a second bench here would run every job again and race on the report
-            return _bench(args, refs, seeds, jobs, blocks)
+            return _bench(args, refs, seeds, jobs, blocks, cut)
     except FolderInUse as e:
         return _err(str(e))
 
 
-def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int, blocks: int) -> int:
+def _bench(
+    args: argparse.Namespace, refs: list, seeds: list[int], jobs: int, blocks: int,
+    cut: list[tuple[str, str, str]] | None = None,
+) -> int:
     """``cmd_bench`` once its arguments are checked and ``--out`` is locked."""
     from reglab.bench.report import write_report
     from reglab.bench.runner import RESULTS_FILE, run_all
-    from reglab.bench.suite import evaluate, specs_for
+    from reglab.bench.suite import evaluate, queue_order, specs_for
 
     t0 = time.perf_counter()
     store = _load_store(os.path.join(args.out, RESULTS_FILE))
@@ -357,10 +368,11 @@ def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int, bl
     except PermissionError as e:
         return _err(str(e))
     specs = specs_for(refs, seeds, args.quick)
+    queue = queue_order(specs, done=lambda key: key in store and not args.rerun)
     progress = _Progress(jobs)
     try:
         not_run = run_all(
-            specs, store, jobs=jobs, rerun=args.rerun, backend=args.backend, address=args.address,
+            queue, store, jobs=jobs, rerun=args.rerun, backend=args.backend, address=args.address,
             on_start=progress.start, on_done=progress.done,
         )  # fmt: skip
     finally:
@@ -370,7 +382,7 @@ def _bench(args: argparse.Namespace, refs: list, seeds: list[int], jobs: int, bl
     records = [store.records[s.key] for s in specs if s.key in store.records]
     md, html = write_report(
         args.out, outcomes, records, not_run=not_run, seeds=seeds, quick=args.quick,
-        wall_seconds=time.perf_counter() - t0, blocks=blocks,
+        wall_seconds=time.perf_counter() - t0, blocks=blocks, budget_cuts=cut or (),
     )  # fmt: skip
     _print_verdicts(outcomes)
     print(f"report: {md}\n        {html}")

@@ -277,9 +277,11 @@ def write_report(
     quick: bool,
     wall_seconds: float | None = None,
     blocks: int = 1,
+    budget_cuts: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[str, str]:
-    """Write ``report.md``, ``report.html`` and ``verdicts.json`` into ``out_dir``; return the first two paths."""
-    write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick, blocks=blocks)
+    """Write ``report.md``, ``report.html`` and ``verdicts.json`` into ``out_dir``; return the first two paths.
+    ``budget_cuts``: the (claim id, dataset, why) cells the run skipped for the lab's budget."""
+    write_verdicts(out_dir, outcomes, seeds=seeds, quick=quick, blocks=blocks, budget_cuts=budget_cuts)
     arm_keys = frozenset(
         k for o in outcomes
         for b in (*o.ref.claim.compared_with, *((o.ref.claim.control,) if o.ref.claim.control else ()))
@@ -360,6 +362,9 @@ def write_report(
     md += ["", "## Baselines and why a practitioner would use them", ""]
     md += [f"- **{i}**, {label}: {w}" for (i, label), w in why.items()]
     md += ["", "## Settings that are not the papers'", ""] + [f"- **{i}**: {s}" for i, s in settings]
+    if budget_cuts:
+        md += ["", "## Cells cut for the lab's budget (`reglab bench --full` runs them)", ""]
+        md += [f"- **{i}** on {d}: {why}" for i, d, why in budget_cuts]
     untestable = [(ref.id, ref.claim.statement, ref.claim.untestable_reason) for ref in untestable_claims()]
     if untestable:
         md += ["", "## Claims the lab cannot test at its scale", ""]
@@ -431,7 +436,8 @@ VERDICTS_FILE = "verdicts.json"
 
 
 def write_verdicts(
-    out_dir: str, outcomes: Sequence[ClaimOutcome], *, seeds: Sequence[int], quick: bool, blocks: int = 1
+    out_dir: str, outcomes: Sequence[ClaimOutcome], *, seeds: Sequence[int], quick: bool, blocks: int = 1,
+    budget_cuts: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """``verdicts.json``: per registered name, its claim × dataset verdicts (pooled, per seed block,
     stable or not, the control's result, the baselines' means, the scale) and its untestable claims.
@@ -474,6 +480,7 @@ def write_verdicts(
         "blocks": [list(b) for b in seed_blocks(seeds, blocks)] if seeds else [],
         "scale": "toy: 8×8 digits, MNIST-1D, STS sentences; small MLPs and CNNs trained for minutes on a CPU",
         "regularizers": dict(sorted(names.items())),
+        "budget_cuts": [{"claim": i, "dataset": d, "reason": why} for i, d, why in budget_cuts],
     }  # fmt: skip
     path = os.path.join(out_dir, VERDICTS_FILE)
     with open(path, "w") as f:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TaskResult", "TaskUnavailable", "task", "get_task", "list_tasks", "TASKS", "TASK_DATASETS"]
+__all__ = ["TaskResult", "TaskUnavailable", "task", "get_task", "list_tasks", "TASKS", "TASK_DATASETS", "SHARED_CACHES"]
 
 
 @dataclass
@@ -50,6 +50,13 @@ TaskFn = Callable[..., TaskResult]
 TASKS: dict[str, TaskFn] = {}
 #: task name -> the datasets it runs on (``reglab.bench.data.DATASETS`` names)
 TASK_DATASETS: dict[str, tuple[str, ...]] = {}
+#: tasks whose first run fills an on-disk cache the others read (minutes of MiniLM encoding when cold), by
+#: cache: the lab starts one run of each group first and queues the rest last, so that a second worker
+#: never waits on the cache's lock while it could run something else
+SHARED_CACHES: dict[str, tuple[str, ...]] = {
+    "SciFact MiniLM encodings": ("beir", "beir_adapter"),
+    "STS MiniLM encodings": ("sts", "retrieval"),
+}
 
 
 def task(name: str, *, datasets: tuple[str, ...] = ("digits",)) -> Callable[[TaskFn], TaskFn]:
