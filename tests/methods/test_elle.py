@@ -111,3 +111,148 @@ def test_1e20_scale_float32_input_gives_a_finite_gradient():
     x = (torch.rand(6, 4) * 1e20).requires_grad_()
     reglab.create("elle")(x, torch.randint(0, 3, (6,)), net).backward()
     assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+# ----------------------------------------------------------------------------- ELLE-A (adaptive λ)
+
+
+def ref_ellea(errors, lam_max, sensitivity=2.0, decay_rate=0.99):
+    """ELLE-A as the official CIFAR-10 loop, written plainly: a list of all earlier errors, np.mean and np.std
+    (population), λ starting at 0; returns the λ after each error."""
+    history, lam, out = [], 0.0, []
+    for r in errors:
+        if len(history) > 2 and r > np.mean(history) + sensitivity * np.std(history):
+            lam = lam_max
+        else:
+            lam = lam * decay_rate
+        history.append(r)
+        out.append(lam)
+    return out
+
+
+# calm errors, a spike at index 6 (λ on), decay, a second spike once the spread has grown, a late small rise
+ERRORS = [0.5, 0.52, 0.49, 0.51, 0.5, 0.505, 3.0, 0.6, 0.55, 0.5, 0.52, 9.0, 0.4, 0.45, 2.0, 0.5, 0.48, 40.0, 0.5]
+
+
+def test_ellea_schedule_follows_the_reference_step_by_step():
+    expected = ref_ellea(ERRORS, 4000.0)
+    assert expected[5] == 0.0 and expected[6] == 4000.0 and expected[11] == 4000.0  # the spikes switch λ on
+    assert expected[14] < 4000.0  # 2.0 is no spike once 3.0 and 9.0 widened σ: decay goes on
+    sched = reglab.ELLEASchedule(4000.0)
+    assert sched.lam == 0.0
+    for r, lam in zip(ERRORS, expected):
+        assert sched.update(r) == pytest.approx(lam, rel=1e-12, abs=0.0)
+        assert sched.lam == pytest.approx(lam, rel=1e-12, abs=0.0)
+    assert sched.mean == pytest.approx(np.mean(ERRORS), rel=1e-12)
+    assert sched.std == pytest.approx(np.std(ERRORS), rel=1e-12)
+
+
+def test_ellea_other_constants_follow_the_reference():
+    expected = ref_ellea(ERRORS, 50.0, sensitivity=0.5, decay_rate=0.8)
+    sched = reglab.ELLEASchedule(50.0, sensitivity=0.5, decay_rate=0.8)
+    assert [sched.update(r) for r in ERRORS] == pytest.approx(expected, rel=1e-12)
+
+
+def test_no_spike_test_before_three_errors():
+    sched = reglab.ELLEASchedule(10.0)
+    assert [sched.update(r) for r in (0.1, 5.0, 100.0)] == [0.0, 0.0, 0.0]  # 100 ≫ μ + 2σ, but only 2 earlier
+    assert sched.update(1000.0) == 10.0
+
+
+def _through_the_regularizer(reg, steps, seed=0):
+    """Train-mode calls of reg.penalty + reg.step on a fixed model; returns the recorded R and λ per step."""
+    x, y, model = _inputs(torch.Generator().manual_seed(seed))
+    errors, lams = [], []
+    for t in range(steps):
+        torch.manual_seed(100 + t)
+        scale = 8.0 if t in (5, 9) else 1.0  # a wider ball on two steps: larger R (spikes)
+        xt = x * scale
+        errors.append(float(reg.penalty(xt, y, model)))
+        reg.step()
+        lams.append(reg.current_weight)
+    return errors, lams
+
+
+def test_adaptive_regularizer_feeds_each_steps_error_to_the_schedule():
+    reg = reglab.ELLE(3000.0, eps=0.5, adaptive=True)
+    assert reg.current_weight == 0.0  # λ starts at 0 (official train.py)
+    errors, lams = _through_the_regularizer(reg, 12)
+    assert lams == pytest.approx(ref_ellea(errors, 3000.0), rel=1e-12)
+    assert max(lams) == 3000.0  # a spike happened
+    # forward uses the current λ
+    x, y, model = _inputs(torch.Generator().manual_seed(0))
+    torch.manual_seed(7)
+    value = reg(x, y, model)
+    torch.manual_seed(7)
+    assert float(value) == pytest.approx(lams[-1] * float(RF.elle(x, y, model, eps=0.5)), rel=1e-12)
+
+
+def test_adaptive_two_calls_in_a_step_average_and_eval_calls_do_not_count():
+    x, y, model = _inputs(torch.Generator().manual_seed(2))
+    reg = reglab.ELLE(1.0, eps=0.3, adaptive=True)
+    seen = []
+    for t in range(5):
+        a, b = float(reg.penalty(x, y, model)), float(reg.penalty(x * 2, y, model))
+        seen.append((a + b) / 2)
+        reg.eval()
+        reg.penalty(x * 50, y, model)  # not recorded
+        reg.train()
+        reg.step()
+    assert reg.schedule.count == 5 and reg.schedule.mean == pytest.approx(np.mean(seen), rel=1e-12)
+    reg.step()  # a step without a recorded error leaves λ and the history as they are
+    assert reg.schedule.count == 5
+
+
+def test_adaptive_state_dict_round_trip_mid_trajectory():
+    reg = reglab.ELLE(3000.0, eps=0.5, adaptive=True)
+    errors, _ = _through_the_regularizer(reg, 7)
+    state = reg.state_dict()
+    fresh = reglab.from_config(reg.get_config())
+    fresh.load_state_dict(state)
+    assert fresh.current_weight == reg.current_weight and fresh.step_count == 7
+    assert fresh.schedule.state_dict() == reg.schedule.state_dict()
+    # both go on identically, and as the reference over the whole trajectory
+    more_a, lams_a = _through_the_regularizer(reg, 6, seed=1)
+    more_b, lams_b = _through_the_regularizer(fresh, 6, seed=1)
+    assert more_a == more_b and lams_a == lams_b
+    assert lams_a == pytest.approx(ref_ellea(errors + more_a, 3000.0)[7:], rel=1e-12)
+    # a checkpoint of one kind does not load into the other
+    with pytest.raises(RegularizerInputError, match="ELLE.*adaptive"):
+        reglab.ELLE().load_state_dict(state)
+    with pytest.raises(RegularizerInputError, match="ELLE.*adaptive"):
+        reglab.ELLE(adaptive=True).load_state_dict(reglab.ELLE().state_dict())
+    reglab.ELLE().load_state_dict(reglab.ELLE().state_dict())
+
+
+def test_adaptive_config_round_trip():
+    reg = reglab.ELLE(4000.0, eps=16 / 255, adaptive=True, sensitivity=1.5, decay_rate=0.95)
+    cfg = reg.get_config()
+    assert cfg == {"name": "elle", "weight": 4000.0, "eps": 16 / 255, "adaptive": True, "sensitivity": 1.5,
+                   "decay_rate": 0.95}
+    again = reglab.from_config(cfg)
+    assert again.get_config() == cfg and again.schedule.lam_max == 4000.0 and again.current_weight == 0.0
+    default = reglab.ELLE()
+    assert default.get_config()["adaptive"] is False and default.current_weight == 1000.0
+    assert (default.sensitivity, default.decay_rate) == (2.0, 0.99)  # official --sensitivity, --decay_rate
+
+
+def test_adaptive_bad_inputs_name_the_regularizer():
+    with pytest.raises(RegularizerInputError, match="ELLE.*adaptive"):
+        reglab.ELLE(adaptive="yes")
+    with pytest.raises(RegularizerInputError, match="ELLE.*decay_rate"):
+        reglab.ELLE(adaptive=True, decay_rate=0.0)
+    with pytest.raises(RegularizerInputError, match="ELLE.*decay_rate"):
+        reglab.ELLE(decay_rate=1.5)
+    with pytest.raises(RegularizerInputError, match="ELLE.*sensitivity"):
+        reglab.ELLE(adaptive=True, sensitivity=-1.0)
+    with pytest.raises(RegularizerInputError, match="ELLE.*constant weight"):
+        reglab.ELLE(lambda t: 1.0, adaptive=True)
+    sched = reglab.ELLEASchedule(10.0)
+    for bad in (float("nan"), float("inf"), -1.0, "0.5", None):
+        with pytest.raises(RegularizerInputError, match="ELLE.*R"):
+            sched.update(bad)
+    assert sched.count == 0 and sched.lam == 0.0  # a refused error changes nothing
+    with pytest.raises(RegularizerInputError, match="ELLE.*schedule state"):
+        sched.load_state_dict({"lam": 1.0})
+    with pytest.raises(RegularizerInputError, match="ELLE.*schedule state"):
+        sched.load_state_dict({"lam": 1.0, "count": -1, "mean": 0.0, "m2": 0.0})
