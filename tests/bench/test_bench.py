@@ -87,6 +87,26 @@ def test_run_keys_cover_everything_the_result_depends_on(monkeypatch):
     assert a.key != key
 
 
+def test_a_task_reusing_another_tasks_code_reruns_when_that_code_changes(monkeypatch):
+    import inspect
+
+    from reglab.bench.experiments import transformer
+
+    spec = RunSpec("positions", {}, None, 200, False, "digits")
+    key = spec.key
+    real = inspect.getsource
+
+    def edited(obj):
+        return real(obj) + "\n# edited\n" if obj is transformer else real(obj)
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    runner._FINGERPRINTS.clear()
+    assert spec.key != key  # positions imports its model from the transformer task
+    monkeypatch.undo()
+    runner._FINGERPRINTS.clear()
+    assert spec.key == key
+
+
 def _record(key: str, seed: int = 0, value: float = 1.0) -> dict:
     return {"key": key, "task": "t", "seed": seed, "metrics": {"m": value}, "status": "ok"}
 

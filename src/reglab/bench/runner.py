@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 import traceback
 import warnings
@@ -118,7 +119,7 @@ def code_fingerprint(task: str, arm: dict[str, Any] | None) -> str:
     _load_experiments()
     modules = ["reglab.bench.data", "reglab.bench.experiments._train"]
     if task in TASKS:
-        modules.append(TASKS[task].__module__)
+        modules += _experiment_modules(TASKS[task].__module__)
     if name is not None:
         try:
             from reglab.core.registry import get
@@ -135,6 +136,30 @@ def code_fingerprint(task: str, arm: dict[str, Any] | None) -> str:
             digest.update(mod.encode())
     _FINGERPRINTS[(task, name)] = fp = digest.hexdigest()[:12]
     return fp
+
+
+_SIBLING_IMPORT = re.compile(r"^\s*from\s+(reglab\.bench\.experiments\.\w+)\s+import\b", re.M)
+
+
+def _experiment_modules(module: str) -> list[str]:
+    """``module`` and every lab task module it imports from, transitively (a task that reuses another
+    task's model or data must rerun when that module changes, not only when its own source does)."""
+    import importlib
+    import inspect
+
+    seen: list[str] = []
+    todo = [module]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.append(mod)
+        try:
+            source = inspect.getsource(importlib.import_module(mod))
+        except (ImportError, OSError, TypeError):  # no source: its name stands in (code_fingerprint)
+            continue
+        todo += _SIBLING_IMPORT.findall(source)
+    return seen
 
 
 def arm_label(arm: dict[str, Any] | None) -> str:

@@ -131,7 +131,8 @@ def collect_claims(only: Sequence[str] | None = None) -> list[ClaimRef]:
 #: why: a cold run of every claim over 20 seeds must fit 60 minutes on 2 cores. They run with
 #: ``reglab bench --full`` or when their name is asked for (``--only``); the report lists them.
 #: Measured: seeds 200-201 of every cell, cold, took 2,050 run-seconds (17.7 min of 2 cores); a 20-seed
-#: run of every declared cell extrapolates to ~80 min, of these cuts to ~56 min (README, "Budget").
+#: run of every declared cell extrapolates to ~80 min; with these cuts a measured cold run took ~55½ min
+#: (README, "Budget").
 BUDGET_CUTS: dict[tuple[str, str], str] = {
     ("*", "digits_half"): "digits split 50/50 reuses the digits images with a larger training share, the "
     "weakest replication the lab has; cut to fit the budget (about 2,500 of 9,600 run-seconds)",
